@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers (each depends only on those below it), see docs/ARCHITECTURE.md:
+//   CLLMOS (sdk/include: the C ABI) -> LLMOSJSON -> LLMOSKernel -> llmos (the shell)
+//   LLMOSDriverSDK (sdk/swift) depends on CLLMOS only; drivers depend on the SDK, never the kernel.
+let package = Package(
+    name: "llmos",
+    products: [
+        .executable(name: "llmos", targets: ["llmos"]),
+        .library(name: "LLMOSKernel", targets: ["LLMOSKernel"]),
+        .library(name: "LLMOSDriverSDK", targets: ["LLMOSDriverSDK"]),
+        // Drivers we ship: loaded with dlopen through the same ABI as anyone's.
+        .library(name: "llmos_calc", type: .dynamic, targets: ["CalcDriver"]),
+        .library(name: "llmos_text", type: .dynamic, targets: ["TextDriver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Layer 1: the ABI header, as a C module for Swift.
+        .target(
+            name: "CLLMOS",
+            path: "sdk",
+            exclude: ["swift", "schemas", "templates"],
+            publicHeadersPath: "include"
+        ),
+        // Layer 3 building blocks.
+        .target(name: "LLMOSJSON"),
+        .target(name: "CLLMOSSystem"),
+        .target(
+            name: "LLMOSKernel",
+            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", .product(name: "Yams", package: "Yams")]
+        ),
+        // Layer 5: the command-line shell.
+        .executableTarget(
+            name: "llmos",
+            dependencies: ["LLMOSKernel", "LLMOSJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The Swift SDK for driver authors.
+        .target(name: "LLMOSDriverSDK", dependencies: ["CLLMOS"], path: "sdk/swift"),
+        // Layer 4: drivers.
+        .target(name: "CalcDriver", dependencies: ["CLLMOS"], path: "Plugins/calc", publicHeadersPath: "."),
+        .target(name: "TextDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/text"),
+        // Benchmarks (make bench).
+        .executableTarget(
+            name: "llmos-bench",
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS"],
+            path: "Benchmarks/llmos-bench"
+        ),
+        // Tests never link a driver target: they dlopen the built libraries, like the host.
+        .testTarget(name: "LLMOSJSONTests", dependencies: ["LLMOSJSON"]),
+        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS"]),
+        .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

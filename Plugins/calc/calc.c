@@ -1,0 +1,1 @@
+#include <llmos/llmos.h>
