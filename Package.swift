@@ -28,7 +28,7 @@ let package = Package(
         ),
         // Layer 3 building blocks.
         .target(name: "LLMOSJSON"),
-        .target(name: "CLLMOSSystem"),
+        .target(name: "CLLMOSSystem", dependencies: ["CLLMOS"]),
         .target(
             name: "LLMOSKernel",
             dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", .product(name: "Yams", package: "Yams")]

@@ -1,1 +1,315 @@
 import CLLMOS
+import CLLMOSSystem
+import Foundation
+import LLMOSJSON
+
+/// How a kernel is set up. Everything has a sensible default.
+public struct KernelConfiguration: Sendable {
+    /// Extra places a bare `library.path` is looked for, after the manifest's own
+    /// directory: by default `$LLMOS_LIBRARY_PATH` and the running executable's directory.
+    public var libraryDirectories: [String]
+    /// Configuration objects passed to drivers' `create`, by driver name.
+    public var driverConfig: [String: JSONValue] = [:]
+    /// How deep drivers may call tools through `tool.call`.
+    public var maxCallDepth = 8
+    /// Tools no one may call (globs over `driver.tool`), e.g. from `--deny tool.call=calc.add`.
+    public var deniedTools: [String] = []
+    public var log: any KernelLogSink
+    public var keyValueStore: any KeyValueStore
+    /// The ABI minor manifests are checked against: the header's, except in tests
+    /// that play a newer host to reach the "driver older than its manifest" refusal.
+    var hostABIMinor = Int(LLMOS_ABI_MINOR)
+
+    public init(libraryDirectories: [String]? = nil, log: any KernelLogSink = StandardErrorLogSink(),
+                keyValueStore: any KeyValueStore = InMemoryKeyValueStore()) {
+        self.libraryDirectories = libraryDirectories ?? KernelConfiguration.defaultLibraryDirectories()
+        self.log = log
+        self.keyValueStore = keyValueStore
+    }
+
+    public static func defaultLibraryDirectories(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var dirs = (environment["LLMOS_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init)
+        if let exe = FilePath.executableDirectory { dirs.append(exe) }
+        return dirs
+    }
+}
+
+/// The kernel: loads drivers, keeps the registry, and mediates every call.
+/// It knows device classes, never a particular driver. Thread-safe: calls may
+/// come from any number of threads while drivers are loaded and unloaded.
+public final class Kernel: @unchecked Sendable {
+    public let configuration: KernelConfiguration
+    var log: any KernelLogSink { configuration.log }
+    private(set) lazy var syscalls = SyscallTable(kernel: self)
+
+    private let registryLock = ReadWriteLock()
+    private var drivers: [String: LoadedDriver] = [:]
+    private var toolTable: [String: ToolEntry] = [:]
+    /// Serialises loads and unloads (never held during a call).
+    private let mutationLock = PThreadMutex()
+
+    public init(configuration: KernelConfiguration = KernelConfiguration()) {
+        self.configuration = configuration
+    }
+
+    deinit {
+        for driver in drivers.values { driver.drainAndUnload() }
+    }
+
+    // MARK: Loading and unloading
+
+    /// Validates a manifest and loads its driver. Refuses a name already loaded.
+    @discardableResult
+    public func load(manifestAt path: String) throws(LLMOSError) -> DriverInfo {
+        try load(ManifestParser.parse(file: path))
+    }
+
+    @discardableResult
+    public func load(_ manifest: DriverManifest) throws(LLMOSError) -> DriverInfo {
+        try mutationLock.withLock { () throws(LLMOSError) -> DriverInfo in
+            if let existing = registryLock.read({ drivers[manifest.name] }) {
+                throw LLMOSError(.conflict, "\(manifest.file): name: a driver named \"\(manifest.name)\" is already loaded from \(existing.manifest.file); driver names must be unique")
+            }
+            let driver = try DriverLoader(kernel: self).load(manifest)
+            registryLock.write {
+                drivers[driver.name] = driver
+                for tool in driver.tools { toolTable[tool.qualifiedName] = tool }
+            }
+            for warning in manifest.warnings {
+                log.record(KernelLogEntry(level: .warn, source: "kernel", message: warning.description))
+            }
+            log.record(KernelLogEntry(level: .debug, source: "kernel", message: "loaded \(driver.name) \(manifest.version) from \(driver.libraryPath)"))
+            return DriverInfo(driver)
+        }
+    }
+
+    /// Removes a driver from the registry at once (new calls see "no such tool"),
+    /// waits for calls in flight to finish, then destroys it and unmaps its library.
+    public func unload(_ name: String) throws(LLMOSError) {
+        try mutationLock.withLock { () throws(LLMOSError) in
+            let removed: LoadedDriver? = registryLock.write {
+                guard let driver = drivers.removeValue(forKey: name) else { return nil }
+                for tool in driver.tools { toolTable.removeValue(forKey: tool.qualifiedName) }
+                return driver
+            }
+            guard let removed else {
+                throw LLMOSError(.notFound, "no driver named \(name) is loaded" + NearestNames.suggestion(for: name, in: driverNames))
+            }
+            removed.drainAndUnload()
+            log.record(KernelLogEntry(level: .debug, source: "kernel", message: "unloaded \(name)"))
+        }
+    }
+
+    /// Unloads and loads again from the same manifest file (re-read from disk).
+    @discardableResult
+    public func reload(_ name: String) throws(LLMOSError) -> DriverInfo {
+        guard let file = registryLock.read({ drivers[name]?.manifest.file }) else {
+            throw LLMOSError(.notFound, "no driver named \(name) is loaded" + NearestNames.suggestion(for: name, in: driverNames))
+        }
+        let manifest = try ManifestParser.parse(file: file)
+        try unload(name)
+        return try load(manifest)
+    }
+
+    /// Loads every driver on the search path. First match wins: a later driver with
+    /// a name already taken is reported as shadowed, not loaded. Failures are
+    /// collected, never fatal.
+    public func loadAll(from searchPath: DriverSearchPath) -> LoadReport {
+        var report = LoadReport()
+        var origin: [String: String] = registryLock.read { drivers.mapValues(\.manifest.file) }
+        for entry in searchPath.entries {
+            for file in DriverSearchPath.manifests(in: entry.directory) {
+                let manifest: DriverManifest
+                do {
+                    manifest = try ManifestParser.parse(file: file)
+                } catch {
+                    report.failed.append(.init(manifestFile: file, error: error))
+                    continue
+                }
+                if let winner = origin[manifest.name] {
+                    report.shadowed.append(.init(manifestFile: file, name: manifest.name, winner: winner))
+                    continue
+                }
+                do {
+                    report.loaded.append(try load(manifest))
+                    origin[manifest.name] = file
+                } catch {
+                    report.failed.append(.init(manifestFile: file, error: error))
+                }
+            }
+        }
+        return report
+    }
+
+    // MARK: The registry
+
+    public var driverNames: [String] { registryLock.read { drivers.keys.sorted() } }
+
+    public var loadedDrivers: [DriverInfo] {
+        registryLock.read { drivers.values.map(DriverInfo.init) }.sorted { $0.name < $1.name }
+    }
+
+    public func driver(named name: String) -> DriverInfo? {
+        registryLock.read { drivers[name].map(DriverInfo.init) }
+    }
+
+    public var tools: [ToolInfo] {
+        registryLock.read { toolTable.values.map(ToolInfo.init) }.sorted { $0.name < $1.name }
+    }
+
+    public func tool(named name: String) -> ToolInfo? {
+        registryLock.read { toolTable[name].map(ToolInfo.init) }
+    }
+
+    @inline(__always)
+    func lookup(_ name: String) -> ToolEntry? { registryLock.read { toolTable[name] } }
+
+    /// "no tool calc.addd — did you mean calc.add?": the same words the agent loop shows models.
+    public func unknownToolError(_ name: String) -> LLMOSError {
+        let names = registryLock.read { Array(toolTable.keys) }
+        var message = "no tool \(name)"
+        let suggestion = NearestNames.suggestion(for: name, in: names)
+        if !suggestion.isEmpty {
+            message += suggestion
+        } else if let dot = name.firstIndex(of: "."), drivers(named: String(name[..<dot])) {
+            let prefix = String(name[..<dot]) + "."
+            message += "; \(name[..<dot]) offers \(names.filter { $0.hasPrefix(prefix) }.sorted().joined(separator: ", "))"
+        } else if !name.contains(".") {
+            message += "; tools are named driver.tool (for example \(names.sorted().first ?? "calc.add"))"
+        }
+        return LLMOSError(.notFound, message)
+    }
+
+    private func drivers(named name: String) -> Bool { registryLock.read { drivers[name] != nil } }
+
+    // MARK: Calls
+
+    /// Calls a tool by its full name with JSON input: lookup, input validation,
+    /// the call gate, dispatch under the driver's threading rule, output checks.
+    public func call(_ name: String, input: String, options: CallOptions = CallOptions()) throws(LLMOSError) -> CallResult {
+        guard let tool = lookup(name) else { throw unknownToolError(name) }
+        return try invoke(tool, input: input, options: options, parent: nil)
+    }
+
+    public func call(_ name: String, input: JSONValue, options: CallOptions = CallOptions()) throws(LLMOSError) -> CallResult {
+        try call(name, input: input.serialized(), options: options)
+    }
+
+    func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallState?) throws(LLMOSError) -> CallResult {
+        let start = llmos_monotonic_ns()
+        let name = tool.qualifiedName
+        let driver = tool.driver
+        try checkGate(tool)
+
+        var result: Result<CallResult, LLMOSError>!
+        input.withCString { pointer in
+            let length = input.utf8.count
+            result = Result { () throws(LLMOSError) -> CallResult in
+                try validateInput(tool, UnsafeRawBufferPointer(start: pointer, count: length))
+
+                guard driver.enter() else {
+                    throw LLMOSError(.unavailable, "\(name): the driver \(driver.name) is being unloaded")
+                }
+                defer { driver.leave() }
+                driver.callCount.wrappingAdd(1, ordering: .relaxed)
+
+                let limitMs = min(options.timeoutMs ?? Int.max, driver.manifest.limits.timeoutMs)
+                var deadline = start &+ UInt64(limitMs) &* 1_000_000
+                if let parent { deadline = min(deadline, parent.deadlineNs) }
+
+                if let lock = driver.serialLock {
+                    if parent?.chainContains(driver) == true {
+                        throw LLMOSError(.unavailable, "\(name): \(driver.name) is serialized and is already running in this call chain; a serialized driver cannot be re-entered")
+                    }
+                    let now = llmos_monotonic_ns()
+                    guard now < deadline, lock.lock(waitingAtMostNs: deadline - now) else {
+                        throw LLMOSError(.timeout, "\(name): timed out after \(limitMs) ms waiting for the serialized driver \(driver.name) to finish another call")
+                    }
+                }
+                defer { driver.serialLock?.unlock() }
+
+                let state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress)
+                let status = withExtendedLifetime(state) {
+                    llmos_invoke_call(&driver.table, driver.instance, state.context, tool.operation, pointer, length)
+                }
+                let end = llmos_monotonic_ns()
+                do throws(LLMOSError) {
+                    let output = try finish(tool, state, status: status, end: end, limitMs: limitMs)
+                    return CallResult(output: output, elapsedNanoseconds: end &- start)
+                } catch {
+                    driver.failureCount.wrappingAdd(1, ordering: .relaxed)
+                    throw error
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    @inline(__always)
+    private func checkGate(_ tool: ToolEntry) throws(LLMOSError) {
+        guard !configuration.deniedTools.isEmpty else { return }
+        if let rule = configuration.deniedTools.first(where: { Glob.matches($0, tool.qualifiedName) }) {
+            throw LLMOSError(.permissionDenied, "\(tool.qualifiedName): denied by the rule tool.call=\(rule)")
+        }
+    }
+
+    @inline(__always)
+    private func validateInput(_ tool: ToolEntry, _ bytes: UnsafeRawBufferPointer) throws(LLMOSError) {
+        let value: JSONValue
+        do {
+            value = try JSON.parse(bytes)
+        } catch {
+            throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): the input is not valid JSON: \(error)")
+        }
+        let violations = tool.inputSchema.validate(value)
+        if !violations.isEmpty {
+            throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): invalid input: " + violations.map(\.message).joined(separator: "; "))
+        }
+    }
+
+    /// Turns what the driver did into a result or an error, in a fixed order of blame.
+    private func finish(_ tool: ToolEntry, _ state: CallState, status: Int32, end: UInt64, limitMs: Int) throws(LLMOSError) -> String {
+        let name = tool.qualifiedName
+        let limits = tool.driver.manifest.limits
+        if let rejected = state.outputRejectedBytes {
+            throw LLMOSError(.outputTooLarge, "\(name): the output is \(rejected) bytes, over the driver's limit of \(limits.maxOutputBytes) (limits.max_output_bytes)")
+        }
+        let timedOut = end > state.deadlineNs
+        if state.errorStatus != LLMOS_OK || status != LLMOS_OK {
+            let code = LLMOSError.Code(status: state.errorStatus != LLMOS_OK ? state.errorStatus : status)
+            if timedOut && (code == .cancelled || code == .timeout) {
+                throw LLMOSError(.timeout, "\(name): timed out after \(limitMs) ms (limits.timeout_ms)")
+            }
+            if code == .cancelled && state.token?.isCancelled == true {
+                throw LLMOSError(.cancelled, "\(name): cancelled")
+            }
+            let message = state.errorMessage ?? "the driver failed with \(code.name) and gave no message"
+            throw LLMOSError(code, "\(name): \(message)")
+        }
+        if timedOut {
+            throw LLMOSError(.timeout, "\(name): finished after its \(limitMs) ms limit (limits.timeout_ms); the late result was discarded")
+        }
+        guard let output = state.output else {
+            throw LLMOSError(.invalidOutput, "\(name): the driver returned without a result (it never called set_output)")
+        }
+        let problem: LLMOSError? = output.withUnsafeBytes { bytes in
+            guard let schema = tool.outputSchema else {
+                return JSON.syntaxError(in: bytes).map { LLMOSError(.invalidOutput, "\(name): the driver's output is not valid JSON: \($0)") }
+            }
+            let value: JSONValue
+            do { value = try JSON.parse(bytes) } catch {
+                return LLMOSError(.invalidOutput, "\(name): the driver's output is not valid JSON: \(error)")
+            }
+            let violations = schema.validate(value)
+            if violations.isEmpty { return nil }
+            return LLMOSError(.invalidOutput, "\(name): the driver's output does not match its output_schema: " + violations.map(\.message).joined(separator: "; "))
+        }
+        if let problem { throw problem }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+extension Kernel {
+    /// "1.0": the driver ABI this host speaks.
+    public static var abiVersion: String { "\(LLMOS_ABI_MAJOR).\(LLMOS_ABI_MINOR)" }
+}

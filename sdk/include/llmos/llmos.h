@@ -122,20 +122,25 @@ typedef int32_t llmos_status;
  * ------------------------------------------------------------------------- */
 typedef struct llmos_call_ctx llmos_call_ctx;
 
+typedef struct llmos_host llmos_host;
+
 /* ---------------------------------------------------------------------------
  * llmos_host: the functions the kernel offers a driver. The host owns it; the
  * pointer passed to the entry point and to create() stays valid until the
  * library is unloaded. Every function pointer in the 1.0 part is non-NULL.
  * ------------------------------------------------------------------------- */
-typedef struct llmos_host {
+struct llmos_host {
     uint32_t struct_size; /* sizeof(llmos_host) as the host was compiled */
     uint32_t abi_minor;   /* the host's LLMOS_ABI_MINOR */
 
-    /* Write a line to the host's log, attributed to this driver (and to the
-     * call, when ctx is non-NULL). `message` is a NUL-terminated UTF-8 string,
-     * copied before return; NULL is ignored. ctx may be NULL, from any thread.
+    /* Write a line to the host's log, attributed to the driver that `host`
+     * was given to (and to the call, when ctx is non-NULL). `host` is the
+     * pointer the driver received (non-NULL); `message` is a NUL-terminated
+     * UTF-8 string, copied before return; NULL is ignored. With a NULL ctx it
+     * may be called from any thread while the library is loaded.
      * Never log secrets: the host's log is readable by the operator. */
-    void (*log)(llmos_call_ctx *ctx, int32_t level, const char *message);
+    void (*log)(const llmos_host *host, llmos_call_ctx *ctx, int32_t level,
+                const char *message);
 
     /* Set the result of the current call: `len` bytes of UTF-8 JSON at `json`
      * (need not be NUL-terminated), copied before return. Calling it again
@@ -180,7 +185,7 @@ typedef struct llmos_host {
 
     /* Reserved for later minors: always NULL in 1.0. */
     void *reserved[16];
-} llmos_host;
+};
 
 /* True when `host` was built with a minor that has `field` (for functions
  * added after 1.0). */

@@ -1,0 +1,40 @@
+# llmos — the two commands a fresh Debian 12 machine with Swift needs:
+#   make run    build everything and run the demo (later: the agent)
+#   make test   build everything and run the whole test suite
+# plus `make bench` for the benchmarks (numbers go to BENCHMARKS.md).
+
+SWIFT ?= swift
+APT_PACKAGES := libffi-dev libcurl4-openssl-dev libsqlite3-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build run test bench clean
+
+all: build
+
+# Installs the system packages that are missing (only those), with apt's own progress.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+build: deps
+	@echo "==> swift build (the first build fetches and compiles dependencies: about a minute)"
+	$(SWIFT) build
+
+run: build
+	.build/debug/llmos demo
+
+test: deps
+	@echo "==> swift test (builds first; the tests load the drivers the build produced)"
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	@echo "==> swift build -c release (benchmarks measure optimised code)"
+	$(SWIFT) build -c release
+	.build/release/llmos-bench --markdown BENCHMARKS.md
+
+clean:
+	rm -rf .build

@@ -1,0 +1,133 @@
+import CLLMOS
+import CLLMOSSystem
+import Glibc
+import LLMOSJSON
+import Synchronization
+
+/// One tool of a loaded driver, as the registry holds it: schemas compiled once,
+/// the operation name kept as a C string for the call.
+public final class ToolEntry: @unchecked Sendable {
+    /// `driver.tool`, the only name a caller uses.
+    public let qualifiedName: String
+    public let spec: OperationSpec
+    let inputSchema: JSONSchema
+    let outputSchema: JSONSchema?
+    let operation: UnsafeMutablePointer<CChar>
+    let driver: LoadedDriver
+
+    init(driver: LoadedDriver, spec: OperationSpec) throws(LLMOSError) {
+        self.driver = driver
+        self.spec = spec
+        self.qualifiedName = "\(driver.name).\(spec.name)"
+        do {
+            inputSchema = try JSONSchema(spec.inputSchema)
+            outputSchema = try spec.outputSchema.map { schema throws(JSONSchemaError) in try JSONSchema(schema) }
+        } catch {
+            throw LLMOSError(.invalidManifest, "\(driver.manifest.file): tool \(spec.name): \(error)")
+        }
+        operation = strdup(spec.name)
+    }
+
+    deinit { free(operation) }
+}
+
+/// A driver whose library is mapped and whose instance exists. Calls enter and
+/// leave through `enter`/`leave`, so that unloading waits for calls in flight.
+public final class LoadedDriver: @unchecked Sendable {
+    public let manifest: DriverManifest
+    /// The library file actually mapped (canonical path).
+    public let libraryPath: String
+    public var name: String { manifest.name }
+    /// What the library reported about itself.
+    public internal(set) var reportedVersion = ""
+    public internal(set) var reportedABIMinor: UInt32 = 0
+    public internal(set) var operations: [String] = []
+
+    weak var kernel: Kernel?
+    var handle: UnsafeMutableRawPointer?
+    /// Libraries that use the Swift runtime are never unmapped: the runtime keeps
+    /// pointers into every image's type metadata and conformance records, and
+    /// dlclose would leave them dangling (the next dynamic cast would crash).
+    var keepsMapped = false
+    var hostBlock: UnsafeMutablePointer<llmos_host_block>!
+    /// A copy of the driver's description, zero-filled past its struct_size.
+    var table = llmos_driver()
+    var instance: UnsafeMutableRawPointer?
+    var tools: [ToolEntry] = []
+    /// Held around every call of a `serialized` driver.
+    let serialLock: PThreadMutex?
+
+    private let inFlight = Atomic<Int>(0)
+    private let draining = Atomic<Bool>(false)
+    let callCount = Atomic<Int>(0)
+    let failureCount = Atomic<Int>(0)
+    /// Log lines written while loading, quoted in a refusal.
+    private let loadLog = Mutex<[String]?>([])
+
+    init(manifest: DriverManifest, libraryPath: String, kernel: Kernel) {
+        self.manifest = manifest
+        self.libraryPath = libraryPath
+        self.kernel = kernel
+        self.serialLock = manifest.threading == .serialized ? PThreadMutex() : nil
+    }
+
+    deinit {
+        // Nothing can call in any more; unmap before the host table goes away.
+        if handle != nil { drainAndUnload() }
+        hostBlock?.deallocate()
+    }
+
+    func record(_ entry: KernelLogEntry) {
+        loadLog.withLock { lines in lines?.append(entry.message) }
+        kernel?.log.record(entry)
+    }
+
+    /// The lines logged during load, then stop collecting.
+    func takeLoadLog() -> [String] { loadLog.withLock { lines in defer { lines = nil }; return lines ?? [] } }
+
+    // MARK: Calls in flight
+
+    /// Counts a call in; false when the driver is being unloaded.
+    @inline(__always)
+    func enter() -> Bool {
+        inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if draining.load(ordering: .sequentiallyConsistent) {
+            leave()
+            return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    func leave() { inFlight.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+
+    var callsInFlight: Int { inFlight.load(ordering: .relaxed) }
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Refuses new calls, waits for those in flight, then destroys the instance and
+    /// unmaps the library.
+    func drainAndUnload() {
+        draining.store(true, ordering: .sequentiallyConsistent)
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 { usleep(500) }
+        if let destroy = table.destroy {
+            if let lock = serialLock { lock.withLock { destroy(instance) } } else { destroy(instance) }
+        }
+        instance = nil
+        if let handle, !keepsMapped { dlclose(handle) }
+        handle = nil
+    }
+
+    /// For `llmos drivers list`.
+    public var health: DriverHealth {
+        DriverHealth(calls: callCount.load(ordering: .relaxed), failures: failureCount.load(ordering: .relaxed),
+                     inFlight: callsInFlight, unloading: isDraining)
+    }
+}
+
+public struct DriverHealth: Sendable, Equatable {
+    public var calls: Int
+    public var failures: Int
+    public var inFlight: Int
+    public var unloading: Bool
+    public var summary: String { unloading ? "unloading" : "ok" }
+}

@@ -1,0 +1,479 @@
+import Foundation
+import LLMOSJSON
+import Yams
+
+/// Reads a manifest (YAML, or JSON, which is YAML) into a `DriverManifest`, checking
+/// every field. All problems are collected, each naming the file, the line, the
+/// field path and what was expected, so that one run of `llmos drivers check`
+/// shows everything that is wrong.
+public enum ManifestParser {
+    public static let supportedManifestVersion = 1
+    /// Manifests are small; anything bigger is a mistake or an attack.
+    public static let maxManifestBytes = 1 << 20
+
+    static let topLevelKeys: Set<String> = [
+        "manifest_version", "name", "version", "class", "description", "abi", "library", "isolation",
+        "threading", "capabilities", "limits", "config", "tools", "operations",
+    ]
+
+    public static func parse(file path: String) throws(LLMOSError) -> DriverManifest {
+        let absolute = FilePath.absolute(path)
+        guard FilePath.isRegularFile(absolute) else {
+            throw LLMOSError(.notFound, "\(absolute): no such manifest file")
+        }
+        let bytes = try FilePath.readBytes(absolute)
+        guard bytes.count <= maxManifestBytes else {
+            throw invalid(absolute, [diag(absolute, "", nil, "manifest is \(bytes.count) bytes; the limit is \(maxManifestBytes)")])
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw invalid(absolute, [diag(absolute, "", nil, "manifest is not valid UTF-8")])
+        }
+        return try parse(text: text, file: absolute)
+    }
+
+    public static func parse(text: String, file: String) throws(LLMOSError) -> DriverManifest {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw invalid(file, [diag(file, "", nil, "the manifest is empty; expected a mapping with manifest_version, name, class, library and tools")])
+            }
+            root = node
+        } catch let error as LLMOSError {
+            throw error
+        } catch {
+            throw invalid(file, [diag(file, "", nil, "not valid YAML or JSON: \(error)")])
+        }
+        var reader = Reader(file: file)
+        let manifest = reader.manifest(root)
+        if let manifest, reader.errors.isEmpty {
+            var result = manifest
+            result.warnings = reader.warnings
+            return result
+        }
+        throw invalid(file, reader.errors)
+    }
+
+    /// The whole manifest document as JSON (for tools that rewrite a manifest,
+    /// such as `llmos drivers install`). Call after `parse` has accepted it.
+    public static func document(file path: String) throws(LLMOSError) -> JSONValue {
+        let text = String(decoding: try FilePath.readBytes(path), as: UTF8.self)
+        var reader = Reader(file: path)
+        guard let root = try? Yams.compose(yaml: text), let value = reader.json(root, ""), reader.errors.isEmpty else {
+            throw invalid(path, reader.errors.isEmpty ? [diag(path, "", nil, "not valid YAML or JSON")] : reader.errors)
+        }
+        return value
+    }
+
+    static func diag(_ file: String, _ field: String, _ node: Node?, _ message: String) -> ManifestDiagnostic {
+        ManifestDiagnostic(file: file, field: field, line: node?.mark?.line, message: message)
+    }
+
+    static func invalid(_ file: String, _ errors: [ManifestDiagnostic]) -> LLMOSError {
+        let body = errors.map(\.description).joined(separator: "\n")
+        return LLMOSError(.invalidManifest, body, cause: ManifestErrors(diagnostics: errors))
+    }
+}
+
+/// The full list behind an invalid-manifest error, for programs (`--json`).
+public struct ManifestErrors: Error, Sendable {
+    public var diagnostics: [ManifestDiagnostic]
+}
+
+extension ManifestParser {
+    struct Reader {
+        let file: String
+        var errors: [ManifestDiagnostic] = []
+        var warnings: [ManifestDiagnostic] = []
+
+        mutating func error(_ field: String, _ node: Node?, _ message: String) {
+            errors.append(ManifestParser.diag(file, field, node, message))
+        }
+
+        mutating func warn(_ field: String, _ node: Node?, _ message: String) {
+            warnings.append(ManifestParser.diag(file, field, node, message))
+        }
+
+        // MARK: Typed field readers
+
+        mutating func mapping(_ node: Node, _ field: String) -> [(key: String, value: Node)]? {
+            guard case .mapping(let map) = node else {
+                error(field, node, "expected a mapping (key: value pairs), got \(kind(node))")
+                return nil
+            }
+            var seen = Set<String>()
+            var pairs: [(String, Node)] = []
+            for (keyNode, value) in map {
+                guard case .scalar(let key) = keyNode else {
+                    error(field, keyNode, "keys must be plain strings")
+                    continue
+                }
+                if !seen.insert(key.string).inserted {
+                    error(join(field, key.string), keyNode, "duplicate key")
+                }
+                pairs.append((key.string, value))
+            }
+            return pairs
+        }
+
+        mutating func string(_ node: Node?, _ field: String, required: Bool = true, parent: Node? = nil) -> String? {
+            guard let node else {
+                if required { error(field, parent, "missing; expected a string") }
+                return nil
+            }
+            guard case .scalar(let scalar) = node, tagName(scalar) != .null else {
+                error(field, node, "expected a string, got \(kind(node))")
+                return nil
+            }
+            return scalar.string
+        }
+
+        mutating func integer(_ node: Node?, _ field: String, range: ClosedRange<Int>) -> Int? {
+            guard let node else { return nil }
+            guard case .scalar = node, let value = node.int, isType(node, .int) else {
+                error(field, node, "expected an integer, got \(kind(node))")
+                return nil
+            }
+            guard range.contains(value) else {
+                error(field, node, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+                return nil
+            }
+            return value
+        }
+
+        mutating func bool(_ node: Node?, _ field: String) -> Bool? {
+            guard let node else { return nil }
+            guard isType(node, .bool), let value = node.bool else {
+                error(field, node, "expected true or false, got \(kind(node))")
+                return nil
+            }
+            return value
+        }
+
+        mutating func oneOf(_ node: Node?, _ field: String, _ allowed: [String], default fallback: String) -> String {
+            guard let node else { return fallback }
+            guard let value = string(node, field) else { return fallback }
+            guard allowed.contains(value) else {
+                error(field, node, "must be one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(value)\"")
+                return fallback
+            }
+            return value
+        }
+
+        /// The resolved tag (str, int, float, bool, null) of a scalar.
+        func tagName(_ scalar: Node.Scalar) -> Tag.Name { Tag.Name(rawValue: Node.scalar(scalar).tag.rawValue) }
+
+        func isType(_ node: Node, _ name: Tag.Name) -> Bool {
+            guard case .scalar(let scalar) = node else { return false }
+            return tagName(scalar) == name
+        }
+
+        func kind(_ node: Node) -> String {
+            switch node {
+            case .mapping: return "a mapping"
+            case .sequence: return "a list"
+            case .alias: return "an alias"
+            case .scalar(let s):
+                switch tagName(s) {
+                case .null: return "null"
+                case .bool: return "a boolean (\(s.string))"
+                case .int: return "an integer (\(s.string))"
+                case .float: return "a number (\(s.string))"
+                default: return "a string (\"\(s.string.prefix(40))\")"
+                }
+            }
+        }
+
+        func join(_ parent: String, _ key: String) -> String { parent.isEmpty ? key : "\(parent).\(key)" }
+
+        /// A YAML node as JSON (for schemas), reporting what JSON cannot hold.
+        mutating func json(_ node: Node, _ field: String) -> JSONValue? {
+            switch node {
+            case .scalar(let s):
+                switch tagName(s) {
+                case .null: return .null
+                case .bool: return node.bool.map(JSONValue.bool)
+                case .int:
+                    if let v = node.int { return .int(Int64(v)) }
+                    error(field, node, "integer \(s.string) is out of range")
+                    return nil
+                case .float:
+                    if let v = node.float, v.isFinite { return .double(v) }
+                    error(field, node, "\(s.string) is not a finite number")
+                    return nil
+                default: return .string(s.string)
+                }
+            case .sequence(let seq):
+                var items: [JSONValue] = []
+                for (i, item) in seq.enumerated() {
+                    if let v = json(item, "\(field)[\(i)]") { items.append(v) }
+                }
+                return .array(items)
+            case .mapping:
+                guard let pairs = mapping(node, field) else { return nil }
+                var object = JSONObject()
+                for (key, value) in pairs {
+                    if let v = json(value, join(field, key)) { object[key] = v }
+                }
+                return .object(object)
+            case .alias:
+                error(field, node, "YAML aliases are not allowed in manifests")
+                return nil
+            }
+        }
+
+        /// A JSON Schema: must be an object (or a boolean) and must compile.
+        mutating func schema(_ node: Node?, _ field: String, parent: Node?, required: Bool) -> JSONValue? {
+            guard let node else {
+                if required { error(field, parent, "missing; expected a JSON Schema (for example {type: object, properties: {...}})") }
+                return nil
+            }
+            guard let value = json(node, field) else { return nil }
+            switch value {
+            case .object, .bool: break
+            default:
+                error(field, node, "expected a JSON Schema object, got \(value.typeName)")
+                return nil
+            }
+            do {
+                _ = try JSONSchema(value)
+            } catch {
+                self.error(error.path.isEmpty ? field : "\(field).\(error.path)", node, error.message)
+                return nil
+            }
+            return value
+        }
+
+        // MARK: The manifest
+
+        mutating func manifest(_ root: Node) -> DriverManifest? {
+            guard let top = mapping(root, "") else { return nil }
+            var fields: [String: Node] = [:]
+            for (key, value) in top {
+                fields[key] = value
+                if !ManifestParser.topLevelKeys.contains(key) && !key.hasPrefix("x-") {
+                    let near = NearestNames.nearest(to: key, in: ManifestParser.topLevelKeys, limit: 1)
+                    warn(key, value, "unknown top-level key, ignored" + (near.isEmpty ? "" : " (did you mean \(near[0])?)"))
+                }
+            }
+
+            var manifestVersion = ManifestParser.supportedManifestVersion
+            if let node = fields["manifest_version"] {
+                if let v = integer(node, "manifest_version", range: 1...1_000_000) {
+                    manifestVersion = v
+                    if v != ManifestParser.supportedManifestVersion {
+                        error("manifest_version", node, "this host reads manifest_version \(ManifestParser.supportedManifestVersion), got \(v)")
+                    }
+                }
+            } else {
+                error("manifest_version", root, "missing; expected manifest_version: \(ManifestParser.supportedManifestVersion)")
+            }
+
+            let name = string(fields["name"], "name", parent: root) ?? ""
+            if fields["name"] != nil, !name.isEmpty, !Self.isValidName(name) {
+                error("name", fields["name"], "\"\(name)\" is not a valid driver name: use lowercase letters, digits and _ (starting with a letter, at most 64 characters)")
+            }
+            let version = string(fields["version"], "version", parent: root) ?? ""
+            let description = string(fields["description"], "description", required: false) ?? ""
+
+            var deviceClass = DeviceClass.tool
+            if let raw = string(fields["class"], "class", parent: root) {
+                deviceClass = DeviceClass(rawValue: raw)
+                if !DeviceClass.known.contains(deviceClass) {
+                    error("class", fields["class"], "unknown device class \"\(raw)\"; expected one of \(DeviceClass.known.map(\.rawValue).joined(separator: ", "))")
+                }
+            }
+
+            let abi = abiRequirement(fields["abi"], root)
+            let library = librarySpec(fields["library"], root)
+            let isolation = Isolation(rawValue: oneOf(fields["isolation"], "isolation", Isolation.allCases.map(\.rawValue), default: "in-process")) ?? .inProcess
+            let threading = Threading(rawValue: oneOf(fields["threading"], "threading", Threading.allCases.map(\.rawValue), default: "serialized")) ?? .serialized
+            let capabilities = capabilityRequests(fields["capabilities"])
+            let limits = limitsSpec(fields["limits"])
+            let config = schema(fields["config"], "config", parent: root, required: false)
+            let operations = operationSpecs(fields, deviceClass, root)
+
+            return DriverManifest(
+                file: file, manifestVersion: manifestVersion, name: name, version: version,
+                deviceClass: deviceClass, description: description, abi: abi, library: library,
+                isolation: isolation, threading: threading, capabilities: capabilities, limits: limits,
+                configSchema: config, operations: operations, warnings: [])
+        }
+
+        static func isValidName(_ name: String) -> Bool {
+            let bytes = Array(name.utf8)
+            guard let first = bytes.first, bytes.count <= 64, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+            return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") }
+        }
+
+        mutating func abiRequirement(_ node: Node?, _ root: Node) -> ABIRequirement {
+            var abi = ABIRequirement(major: 1, minor: 0)
+            guard let node else {
+                error("abi", root, "missing; expected abi: {major: 1, minor: 0}")
+                return abi
+            }
+            guard let pairs = mapping(node, "abi") else { return abi }
+            var sawMajor = false
+            for (key, value) in pairs {
+                switch key {
+                case "major":
+                    sawMajor = true
+                    if let v = integer(value, "abi.major", range: 0...1000) { abi.major = v }
+                case "minor":
+                    if let v = integer(value, "abi.minor", range: 0...1_000_000) { abi.minor = v }
+                default:
+                    error("abi.\(key)", value, "unknown key; abi takes major and minor")
+                }
+            }
+            if !sawMajor { error("abi.major", node, "missing; expected the ABI major version (1)") }
+            return abi
+        }
+
+        mutating func librarySpec(_ node: Node?, _ root: Node) -> LibrarySpec {
+            var spec = LibrarySpec(path: "", entry: "llmos_driver_entry_v1", sha256: nil)
+            guard let node else {
+                error("library", root, "missing; expected library: {path: libNAME.so}")
+                return spec
+            }
+            guard let pairs = mapping(node, "library") else { return spec }
+            var sawPath = false
+            for (key, value) in pairs {
+                switch key {
+                case "path":
+                    sawPath = true
+                    if let p = string(value, "library.path") {
+                        if p.isEmpty { error("library.path", value, "must not be empty") }
+                        spec.path = p
+                    }
+                case "entry":
+                    if let e = string(value, "library.entry") {
+                        if e.isEmpty || !e.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }) {
+                            error("library.entry", value, "\"\(e)\" is not a C symbol name")
+                        }
+                        spec.entry = e
+                    }
+                case "sha256":
+                    if let digest = string(value, "library.sha256") {
+                        let lower = digest.lowercased()
+                        if lower.utf8.count != 64 || !lower.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+                            error("library.sha256", value, "expected 64 hexadecimal digits (the output of sha256sum)")
+                        }
+                        spec.sha256 = lower
+                    }
+                default:
+                    error("library.\(key)", value, "unknown key; library takes path, entry and sha256")
+                }
+            }
+            if !sawPath { error("library.path", node, "missing; expected the shared library's path, e.g. libNAME.so") }
+            return spec
+        }
+
+        mutating func capabilityRequests(_ node: Node?) -> CapabilityRequests {
+            var requests = CapabilityRequests()
+            guard let node else { return requests }
+            if case .scalar(let s) = node, tagName(s) == .null { return requests }
+            guard let pairs = mapping(node, "capabilities") else { return requests }
+            for (key, value) in pairs {
+                let field = "capabilities.\(key)"
+                guard CapabilityRequests.knownNames.contains(key) else {
+                    let near = NearestNames.nearest(to: key, in: CapabilityRequests.knownNames, limit: 1)
+                    error(field, value, "unknown capability" + (near.isEmpty ? "" : " (did you mean \(near[0])?)") + "; known: \(CapabilityRequests.knownNames.joined(separator: ", ")). Unknown capabilities are refused, not ignored, because a dropped restriction would be a hole")
+                    continue
+                }
+                switch value {
+                case .scalar(let s) where tagName(s) == .bool:
+                    if value.bool == true { requests.set(key, .any) }
+                case .scalar(let s) where tagName(s) == .str:
+                    requests.set(key, .patterns([s.string]))
+                case .sequence(let items):
+                    var patterns: [String] = []
+                    for (i, item) in items.enumerated() {
+                        if let p = string(item, "\(field)[\(i)]") {
+                            if p.isEmpty { error("\(field)[\(i)]", item, "an empty pattern matches nothing; remove it") }
+                            patterns.append(p)
+                        }
+                    }
+                    requests.set(key, .patterns(patterns))
+                default:
+                    error(field, value, "expected true, false, a pattern or a list of patterns, got \(kind(value))")
+                }
+            }
+            return requests
+        }
+
+        mutating func limitsSpec(_ node: Node?) -> Limits {
+            var limits = Limits()
+            guard let node, let pairs = mapping(node, "limits") else { return limits }
+            for (key, value) in pairs {
+                switch key {
+                case "timeout_ms": if let v = integer(value, "limits.timeout_ms", range: 1...86_400_000) { limits.timeoutMs = v }
+                case "max_output_bytes": if let v = integer(value, "limits.max_output_bytes", range: 2...(1 << 30)) { limits.maxOutputBytes = v }
+                case "memory_mb": if let v = integer(value, "limits.memory_mb", range: 1...(1 << 20)) { limits.memoryMB = v }
+                default:
+                    // A limit we do not know would silently not be enforced: refuse it.
+                    error("limits.\(key)", value, "unknown limit; limits takes timeout_ms, max_output_bytes and memory_mb")
+                }
+            }
+            return limits
+        }
+
+        static let operationKeys: Set<String> = ["name", "description", "input_schema", "output_schema", "hints"]
+
+        mutating func operationSpecs(_ fields: [String: Node], _ deviceClass: DeviceClass, _ root: Node) -> [OperationSpec] {
+            let key = deviceClass.operationsKey
+            let other = key == "tools" ? "operations" : "tools"
+            if let misplaced = fields[other] {
+                error(other, misplaced, "a driver of class \(deviceClass) lists its entries under \(key), not \(other)")
+            }
+            guard let node = fields[key] else {
+                error(key, root, "missing; expected a list of \(key), each with name, description and input_schema")
+                return []
+            }
+            guard case .sequence(let items) = node else {
+                error(key, node, "expected a list, got \(kind(node))")
+                return []
+            }
+            if items.isEmpty && deviceClass == .tool { error(key, node, "a tool driver must declare at least one tool") }
+            var specs: [OperationSpec] = []
+            var names = Set<String>()
+            for (i, item) in items.enumerated() {
+                let field = "\(key)[\(i)]"
+                guard let pairs = mapping(item, field) else { continue }
+                var f: [String: Node] = [:]
+                for (k, v) in pairs {
+                    f[k] = v
+                    if !Self.operationKeys.contains(k) && !k.hasPrefix("x-") {
+                        warn("\(field).\(k)", v, k == "ffi" ? "ffi tools are not supported by this host yet; ignored" : "unknown key, ignored")
+                    }
+                }
+                let name = string(f["name"], "\(field).name", parent: item) ?? ""
+                if f["name"] != nil && !name.isEmpty && !Self.isValidName(name) {
+                    error("\(field).name", f["name"], "\"\(name)\" is not a valid name: use lowercase letters, digits and _ (starting with a letter)")
+                }
+                if !name.isEmpty && !names.insert(name).inserted {
+                    error("\(field).name", f["name"], "\"\(name)\" is declared twice")
+                }
+                let description = string(f["description"], "\(field).description", parent: item) ?? ""
+                let input = schema(f["input_schema"], "\(field).input_schema", parent: item, required: true) ?? .object([:])
+                let output = schema(f["output_schema"], "\(field).output_schema", parent: item, required: false)
+                var hints = OperationHints()
+                if let h = f["hints"], let hp = mapping(h, "\(field).hints") {
+                    for (k, v) in hp {
+                        let hf = "\(field).hints.\(k)"
+                        switch k {
+                        case "read_only": hints.readOnly = bool(v, hf) ?? false
+                        case "destructive": hints.destructive = bool(v, hf) ?? false
+                        case "needs_confirmation": hints.needsConfirmation = bool(v, hf) ?? false
+                        case "idempotent": hints.idempotent = bool(v, hf) ?? false
+                        default: warn(hf, v, "unknown hint, ignored (known: read_only, destructive, needs_confirmation, idempotent)")
+                        }
+                    }
+                }
+                specs.append(OperationSpec(name: name, description: description, inputSchema: input, outputSchema: output, hints: hints))
+            }
+            for required in deviceClass.requiredOperations where !names.contains(required) {
+                error(key, node, "a \(deviceClass) driver must offer the operation \"\(required)\" (see sdk/schemas/classes/\(deviceClass).schema.json)")
+            }
+            return specs
+        }
+    }
+}

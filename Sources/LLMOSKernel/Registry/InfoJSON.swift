@@ -1,0 +1,65 @@
+import LLMOSJSON
+
+// The JSON forms of the registry's views, shared by every shell (`--json`, and
+// later the HTTP API), so that programs see one shape everywhere.
+
+extension CapabilityRequests {
+    public var json: JSONValue {
+        var object = JSONObject()
+        for entry in entries {
+            switch entry.scope {
+            case .any: object[entry.name] = true
+            case .patterns(let patterns): object[entry.name] = .array(patterns.map(JSONValue.string))
+            }
+        }
+        return .object(object)
+    }
+}
+
+extension OperationHints {
+    public var json: JSONValue {
+        ["read_only": .bool(readOnly), "destructive": .bool(destructive),
+         "needs_confirmation": .bool(needsConfirmation), "idempotent": .bool(idempotent)]
+    }
+}
+
+extension DriverHealth {
+    public var json: JSONValue {
+        ["status": .string(summary), "calls": .int(Int64(calls)), "failures": .int(Int64(failures)), "in_flight": .int(Int64(inFlight))]
+    }
+}
+
+extension ManifestDiagnostic {
+    public var json: JSONValue {
+        ["file": .string(file), "field": .string(field), "line": line.map { .int(Int64($0)) } ?? .null, "message": .string(message)]
+    }
+}
+
+extension DriverInfo {
+    public var json: JSONValue {
+        [
+            "name": .string(name), "class": .string(deviceClass.rawValue), "version": .string(version),
+            "description": .string(description), "tools": .array(tools.map(JSONValue.string)),
+            "isolation": .string(isolation.rawValue), "threading": .string(threading.rawValue),
+            "capabilities": capabilities.json, "manifest": .string(manifestFile), "library": .string(libraryPath),
+            "abi": .string("1.\(abiMinor)"), "health": health.json, "warnings": .array(warnings.map(\.json)),
+        ]
+    }
+}
+
+extension ToolInfo {
+    public var json: JSONValue {
+        [
+            "name": .string(name), "driver": .string(driver), "description": .string(description),
+            "input_schema": inputSchema, "output_schema": outputSchema ?? .null, "hints": hints.json,
+        ]
+    }
+}
+
+extension LLMOSError {
+    public var json: JSONValue {
+        var object: JSONObject = ["code": .string(code.name), "message": .string(message)]
+        if let manifest = cause as? ManifestErrors { object["diagnostics"] = .array(manifest.diagnostics.map(\.json)) }
+        return .object(object)
+    }
+}

@@ -1,0 +1,132 @@
+import CLLMOS
+import LLMOSJSON
+
+/// The system calls a driver makes through `host->syscall`: the one choke point
+/// where a driver reaches anything outside itself. Each call is checked against
+/// what the calling driver's manifest requested (the capability issue adds the
+/// operator's grants on top); the answer is JSON, an error is
+/// `{"error": {"code": "...", "message": "..."}}`. See docs/SYSCALLS.md.
+struct SyscallTable {
+    unowned let kernel: Kernel
+
+    /// A service: the caller, its parsed request, and the JSON answer as bytes.
+    typealias Handler = @Sendable (SyscallTable, CallState, JSONValue) throws(LLMOSError) -> [UInt8]
+
+    static let maxRequestBytes = 16 << 20
+    static let maxKeyBytes = 1024
+    static let maxValueBytes = 1 << 20
+
+    static let handlers: [String: Handler] = [
+        "log": { t, c, r throws(LLMOSError) in encode(try t.log(c, r)) },
+        "kv.get": { t, c, r throws(LLMOSError) in encode(try t.kvGet(c, r)) },
+        "kv.put": { t, c, r throws(LLMOSError) in encode(try t.kvPut(c, r)) },
+        "kv.delete": { t, c, r throws(LLMOSError) in encode(try t.kvDelete(c, r)) },
+        // The nested call's output goes back as the driver wrote it, without re-encoding.
+        "tool.call": { t, c, r throws(LLMOSError) in Array(try t.toolCall(c, r).utf8) },
+    ]
+
+    static var services: [String] { handlers.keys.sorted() }
+
+    /// Runs one system call; never throws across the C boundary.
+    func handle(service: String, request: UnsafeRawBufferPointer, caller: CallState) -> (Int32, [UInt8]) {
+        let driver = caller.tool.driver.name
+        guard let handler = Self.handlers[service] else {
+            let error = LLMOSError(.unsupported, "\(driver): no system call \"\(service)\"" + NearestNames.suggestion(for: service, in: Self.services) + "; the host offers \(Self.services.joined(separator: ", "))")
+            return (error.code.abiStatus, Self.errorBody(error))
+        }
+        do throws(LLMOSError) {
+            guard request.count <= Self.maxRequestBytes else {
+                throw LLMOSError(.invalidArgument, "\(service): the request is \(request.count) bytes; the limit is \(Self.maxRequestBytes)")
+            }
+            let value: JSONValue
+            do { value = request.isEmpty ? .object([:]) : try JSON.parse(request) } catch {
+                throw LLMOSError(.invalidArgument, "\(service): the request is not valid JSON: \(error)")
+            }
+            return (LLMOS_OK, try handler(self, caller, value))
+        } catch {
+            return (error.code.abiStatus, Self.errorBody(error))
+        }
+    }
+
+    static func encode(_ value: JSONValue) -> [UInt8] {
+        var bytes: [UInt8] = []
+        value.serialize(into: &bytes)
+        return bytes
+    }
+
+    static func errorBody(_ error: LLMOSError) -> [UInt8] {
+        encode(["error": ["code": .string(error.code.name), "message": .string(error.message)]])
+    }
+
+    static func errorBody(_ code: LLMOSError.Code, _ message: String) -> [UInt8] {
+        errorBody(LLMOSError(code, message))
+    }
+
+    // MARK: Checks
+
+    private func require(_ caller: CallState, _ capability: String, _ resource: String, _ service: String) throws(LLMOSError) {
+        let manifest = caller.tool.driver.manifest
+        guard manifest.capabilities.covers(capability, resource) else {
+            let requested = manifest.capabilities[capability] == nil
+                ? "its manifest does not request the \(capability) capability"
+                : "its manifest's \(capability) request does not cover \(resource)"
+            throw LLMOSError(.permissionDenied, "\(manifest.name): \(service) of \(resource) denied: \(requested) (\(manifest.file): capabilities)")
+        }
+    }
+
+    private func string(_ request: JSONValue, _ field: String, _ service: String, maxBytes: Int) throws(LLMOSError) -> String {
+        guard let value = request[field]?.stringValue else {
+            throw LLMOSError(.invalidArgument, "\(service): expected a string field \"\(field)\"")
+        }
+        guard value.utf8.count <= maxBytes else {
+            throw LLMOSError(.invalidArgument, "\(service): field \"\(field)\" is \(value.utf8.count) bytes; the limit is \(maxBytes)")
+        }
+        return value
+    }
+
+    // MARK: Services
+
+    private func log(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        let message = try string(request, "message", "log", maxBytes: 64 << 10)
+        let levelName = request["level"]?.stringValue ?? "info"
+        guard let level = KernelLogEntry.Level.allCases.first(where: { $0.name == levelName }) else {
+            throw LLMOSError(.invalidArgument, "log: level must be one of debug, info, warn, error; got \"\(levelName)\"")
+        }
+        caller.tool.driver.record(KernelLogEntry(level: level, source: caller.tool.driver.name, tool: caller.tool.qualifiedName, message: message))
+        return .object([:])
+    }
+
+    private func kvGet(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        let key = try string(request, "key", "kv.get", maxBytes: Self.maxKeyBytes)
+        try require(caller, "kv", key, "kv.get")
+        let value = try kernel.configuration.keyValueStore.get(namespace: caller.tool.driver.name, key: key)
+        return ["found": .bool(value != nil), "value": value.map(JSONValue.string) ?? .null]
+    }
+
+    private func kvPut(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        let key = try string(request, "key", "kv.put", maxBytes: Self.maxKeyBytes)
+        let value = try string(request, "value", "kv.put", maxBytes: Self.maxValueBytes)
+        try require(caller, "kv", key, "kv.put")
+        try kernel.configuration.keyValueStore.put(namespace: caller.tool.driver.name, key: key, value: value)
+        return ["ok": true]
+    }
+
+    private func kvDelete(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        let key = try string(request, "key", "kv.delete", maxBytes: Self.maxKeyBytes)
+        try require(caller, "kv", key, "kv.delete")
+        return ["deleted": .bool(try kernel.configuration.keyValueStore.delete(namespace: caller.tool.driver.name, key: key))]
+    }
+
+    /// A driver calling another tool: the same checks as any call, plus the
+    /// caller's tool.call request and a depth limit against runaway recursion.
+    private func toolCall(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> String {
+        let name = try string(request, "tool", "tool.call", maxBytes: 256)
+        try require(caller, "tool.call", name, "tool.call")
+        guard caller.depth + 1 <= kernel.configuration.maxCallDepth else {
+            throw LLMOSError(.resourceExhausted, "tool.call of \(name): call depth limit of \(kernel.configuration.maxCallDepth) reached (\(caller.tool.qualifiedName) is \(caller.depth + 1) calls deep)")
+        }
+        guard let tool = kernel.lookup(name) else { throw kernel.unknownToolError(name) }
+        let input = request["input"] ?? .object([:])
+        return try kernel.invoke(tool, input: input.serialized(), options: CallOptions(), parent: caller).output
+    }
+}

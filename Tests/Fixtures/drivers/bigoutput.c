@@ -1,0 +1,62 @@
+/*
+ * bigoutput — outputs as many bytes as asked, to test the manifest's
+ * limits.max_output_bytes (1024 for this driver).
+ */
+#include <llmos/llmos.h>
+#include <llmos/llmos_json.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+static llmos_status big_create(const llmos_host *host, const char *config, size_t config_len, void **instance)
+{
+    (void)config;
+    (void)config_len;
+    *instance = (void *)host;
+    return LLMOS_OK;
+}
+
+static llmos_status big_call(void *instance, llmos_call_ctx *ctx, const char *op,
+                             const char *input, size_t len)
+{
+    const llmos_host *host = (const llmos_host *)instance;
+    int64_t bytes;
+    char *out;
+
+    if (strcmp(op, "big") != 0) {
+        host->set_error(ctx, LLMOS_ERR_UNSUPPORTED, "bigoutput: unknown operation");
+        return LLMOS_ERR_UNSUPPORTED;
+    }
+    if (!llmos_json_get_int64(input, len, "bytes", &bytes) || bytes < 2 || bytes > 64 * 1024 * 1024) {
+        host->set_error(ctx, LLMOS_ERR_INVALID_ARGUMENT, "'bytes' must be an integer from 2 to 67108864");
+        return LLMOS_ERR_INVALID_ARGUMENT;
+    }
+    /* The whole output is exactly `bytes` bytes: a JSON string of bytes - 2
+     * x's between its two quotes, so a test can aim at the limit exactly. */
+    out = (char *)malloc((size_t)bytes);
+    if (!out) {
+        host->set_error(ctx, LLMOS_ERR_RESOURCE_EXHAUSTED, "out of memory");
+        return LLMOS_ERR_RESOURCE_EXHAUSTED;
+    }
+    memset(out, 'x', (size_t)bytes);
+    out[0] = '"';
+    out[bytes - 1] = '"';
+    /* set_output's status is ignored on purpose: llmos.h promises the call
+     * fails with LLMOS_ERR_OUTPUT_TOO_LARGE whatever the driver returns. */
+    (void)host->set_output(ctx, out, (size_t)bytes);
+    free(out);
+    return LLMOS_OK;
+}
+
+static const char *const operations[] = { "big", NULL };
+
+static const llmos_driver driver = {
+    LLMOS_DRIVER_HEADER, "bigoutput", "1.0.0", operations, big_create, NULL, big_call, { NULL },
+};
+
+LLMOS_EXPORT llmos_status llmos_driver_entry_v1(const llmos_host *host, const llmos_driver **out)
+{
+    (void)host;
+    *out = &driver;
+    return LLMOS_OK;
+}

@@ -1,0 +1,104 @@
+import Foundation
+import LLMOSJSON
+import Synchronization
+import Testing
+@testable import LLMOSKernel
+
+@Suite struct ConcurrencyTests {
+    @Test func serializedDriverIsNeverEnteredTwice() throws {
+        let kernel = makeKernel()
+        try kernel.load(manifestAt: try Fixtures.install("reentry"))
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<40 {
+                if (try? kernel.call("reentry.enter", input: "{}")) == nil { failures.withLock { $0 += 1 } }
+            }
+        }
+        let stats = try JSON.parse(try kernel.call("reentry.violations", input: "{}").output)
+        #expect(failures.withLock { $0 } == 0)
+        #expect(stats["violations"]?.int64Value == 0)
+        #expect(stats["calls"]?.int64Value == 320)
+    }
+
+    @Test func theDetectorWorks() throws {
+        // The same driver declared concurrent: the kernel no longer serializes it,
+        // and the detector must see overlapping calls (so the test above means something).
+        let kernel = makeKernel()
+        try kernel.load(manifestAt: try Fixtures.install("reentry") { $0.replacingOccurrences(of: "threading: serialized", with: "threading: concurrent") })
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<40 { _ = try? kernel.call("reentry.enter", input: "{}") }
+        }
+        let stats = try JSON.parse(try kernel.call("reentry.violations", input: "{}").output)
+        #expect((stats["violations"]?.int64Value ?? 0) > 0)
+    }
+
+    @Test func concurrentCallsFromManyThreads() throws {
+        let kernel = makeKernel()
+        try kernel.load(manifestAt: Paths.manifests + "/calc.yaml")
+        let wrong = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            for j in 0..<500 {
+                let out = try? kernel.call("calc.add", input: #"{"a": \#(i), "b": \#(j)}"#).output
+                if out.flatMap({ try? JSON.parse($0)["result"]?.doubleValue }) != Double(i + j) { wrong.withLock { $0 += 1 } }
+            }
+        }
+        #expect(wrong.withLock { $0 } == 0)
+    }
+}
+
+@Suite struct SyscallTests {
+    let kernel: Kernel
+    let log = MemoryLogSink()
+
+    init() throws {
+        kernel = makeKernel(log: log)
+        try kernel.load(manifestAt: try Fixtures.install("syscaller"))
+        try kernel.load(manifestAt: try Fixtures.install("echo"))
+        try kernel.load(manifestAt: Paths.manifests + "/calc.yaml")
+    }
+
+    @Test func keyValueRoundTrip() throws {
+        let out = try JSON.parse(try kernel.call("syscaller.kv_roundtrip", input: #"{"key": "k1", "value": "v1"}"#).output)
+        #expect(out["found"]?.boolValue == true)
+        #expect(out["value"]?.stringValue == "v1")
+        // Namespaced per driver: the store holds it under syscaller's name only.
+        #expect(try kernel.configuration.keyValueStore.get(namespace: "syscaller", key: "k1") == "v1")
+        #expect(try kernel.configuration.keyValueStore.get(namespace: "echo", key: "k1") == nil)
+    }
+
+    @Test func keyValueNeedsTheCapability() throws {
+        let noKV = makeKernel()
+        try noKV.load(manifestAt: try Fixtures.install("syscaller") { $0.replacingOccurrences(of: "kv: true", with: "kv: false") })
+        let error = expectError { try noKV.call("syscaller.kv_roundtrip", input: #"{"key": "k", "value": "v"}"#) }
+        #expect(error.code == .permissionDenied)
+        #expect(error.message.contains("kv.put of k denied: its manifest does not request the kv capability"), "\(error.message)")
+    }
+
+    @Test func toolCallGoesThroughTheKernel() throws {
+        let out = try kernel.call("syscaller.call_tool", input: #"{"tool": "echo.echo", "input": {"hello": "world"}}"#).output
+        #expect(try JSON.parse(out) == ["hello": "world"])
+    }
+
+    @Test func toolCallOutsideTheRequestIsDenied() {
+        let error = expectError { try kernel.call("syscaller.call_tool", input: #"{"tool": "calc.add", "input": {"a": 1, "b": 2}}"#) }
+        #expect(error.code == .permissionDenied)
+        #expect(error.message.contains("tool.call of calc.add denied: its manifest's tool.call request does not cover calc.add"), "\(error.message)")
+    }
+
+    @Test func nestedCallsAreValidatedToo() {
+        let error = expectError { try kernel.call("syscaller.call_tool", input: #"{"tool": "syscaller.kv_roundtrip", "input": {"key": 3}}"#) }
+        #expect(error.code == .invalidArgument, "\(error.message)")
+        let unknown = expectError { try kernel.call("syscaller.call_tool", input: #"{"tool": "syscaller.nope", "input": {}}"#) }
+        #expect(unknown.message.contains("no tool syscaller.nope"), "\(unknown.message)")
+    }
+
+    @Test func recursionHitsTheDepthLimit() {
+        let error = expectError { try kernel.call("syscaller.recurse", input: #"{"depth": 0}"#) }
+        #expect(error.message.contains("call depth limit of 8 reached"), "\(error.message)")
+    }
+
+    @Test func logSyscall() throws {
+        _ = try kernel.call("syscaller.log_syscall", input: "{}")
+        #expect(log.entries.contains { $0.source == "syscaller" && $0.message == "hi" && $0.level == .info })
+    }
+}
