@@ -62,9 +62,9 @@ public struct JSONSchemaViolation: Sendable, Equatable, CustomStringConvertible 
 public struct JSONSchema: Sendable {
     /// The schema as given.
     public let source: JSONValue
-    let root: SchemaNode
-    /// Every node, keeping `$ref` targets (held unowned by refs) alive.
-    let nodes: [SchemaNode]
+    let root: Unowned<SchemaNode>
+    /// Every compiled node and rule: the graph refers to them unowned (see `Unowned`).
+    let owned: [any AnyObject & Sendable]
 
     /// At most this many violations are reported by `validate`.
     public static let maxViolations = 16
@@ -75,7 +75,7 @@ public struct JSONSchema: Sendable {
         try compiler.checkForRefLoops()
         self.source = schema
         self.root = root
-        self.nodes = compiler.all
+        self.owned = compiler.owned
     }
 
     /// The value of a keyword at the schema's root, such as "title" or "x-llmos".
@@ -85,49 +85,90 @@ public struct JSONSchema: Sendable {
     public func validate(_ instance: JSONValue) -> [JSONSchemaViolation] {
         if isValid(instance) { return [] }
         var sink = CollectingSink(limit: Self.maxViolations)
-        _ = Evaluator.evaluate(root, instance, &sink)
+        withExtendedLifetime(owned) { _ = Evaluator.evaluate(root, instance, &sink) }
         return sink.items.map { $0.violation() }
     }
 
     /// Whether the instance is valid; stops at the first violation.
     public func isValid(_ instance: JSONValue) -> Bool {
         var sink = FastSink()
-        return Evaluator.evaluate(root, instance, &sink)
+        return withExtendedLifetime(owned) { Evaluator.evaluate(root, instance, &sink) }
     }
 }
 
 // MARK: - Compiled form
 
-/// A compiled (sub)schema.
+/// A reference that is neither retained nor released when copied.
 ///
-/// `@unchecked Sendable`: `checks` is written only while `JSONSchema.init` runs (it must be
-/// mutable because recursive `$ref`s point at nodes still being compiled) and is never
-/// mutated once the schema is returned.
+/// The compiled graph is immutable and wholly owned by its `JSONSchema` (through `owned`),
+/// so edges inside it need no reference counting: this keeps atomic retain/release pairs
+/// out of validation, where they otherwise dominate the cost, and lets recursive `$ref`s
+/// form cycles without leaking.
+struct Unowned<Object: AnyObject & Sendable>: Sendable {
+    unowned(unsafe) let object: Object
+    @inline(__always) init(_ object: Object) { self.object = object }
+}
+
+/// A compiled (sub)schema: its checks, run in order.
+///
+/// `@unchecked Sendable`: `checks` is set once while `JSONSchema.init` runs (it cannot be a
+/// `let`, as recursive `$ref`s point at nodes still being compiled) and never changes after.
+/// It is a raw buffer of trivial values so that reading it costs no reference counting.
 final class SchemaNode: @unchecked Sendable {
-    var checks: ContiguousArray<Check> = []
+    private(set) var checks = UnsafeMutableBufferPointer<Check>(start: nil, count: 0)
+
+    func setChecks(_ list: [Check]) {
+        precondition(checks.baseAddress == nil, "a schema node is compiled once")
+        guard !list.isEmpty else { return }
+        checks = .allocate(capacity: list.count)
+        _ = checks.initialize(from: list)
+    }
+
+    deinit {
+        checks.deallocate()  // Check is trivial: nothing to deinitialize
+    }
 }
 
-/// A `$ref`'s target, unowned to keep recursive schemas free of retain cycles; the
-/// schema's `nodes` array keeps every target alive.
-struct SchemaRef {
-    unowned(unsafe) let target: SchemaNode
-}
-
+/// A check's operands live in final classes reached through `Unowned`, which makes `Check`
+/// a trivial type that can be copied freely.
 enum Check {
     case never  // the `false` schema
     case type(TypeSet)
-    case constant(JSONValue)
-    case enumeration(EnumRule)
-    case number(NumberRule)
-    case string(StringRule)
-    case array(ArrayRule)
-    case object(ObjectRule)
-    case allOf([SchemaNode])
-    case anyOf([SchemaNode])
-    case oneOf([SchemaNode])
-    case not(SchemaNode)
-    case conditional(if: SchemaNode, then: SchemaNode?, else: SchemaNode?)
-    case ref(SchemaRef)
+    case constant(Unowned<ConstantRule>)
+    case enumeration(Unowned<EnumRule>)
+    case number(Unowned<NumberRule>)
+    case string(Unowned<StringRule>)
+    case array(Unowned<ArrayRule>)
+    case object(Unowned<ObjectRule>)
+    case allOf(Unowned<NodeList>)
+    case anyOf(Unowned<NodeList>)
+    case oneOf(Unowned<NodeList>)
+    case not(Unowned<SchemaNode>)
+    case conditional(Unowned<ConditionalRule>)
+    case ref(Unowned<SchemaNode>)
+}
+
+typealias NodeRef = Unowned<SchemaNode>
+
+final class NodeList: Sendable {
+    let nodes: [NodeRef]
+    init(_ nodes: [NodeRef]) { self.nodes = nodes }
+}
+
+final class ConstantRule: Sendable {
+    let value: JSONValue
+    init(_ value: JSONValue) { self.value = value }
+}
+
+final class ConditionalRule: Sendable {
+    let condition: NodeRef
+    let then: NodeRef?
+    let otherwise: NodeRef?
+    init(condition: NodeRef, then: NodeRef?, otherwise: NodeRef?) {
+        self.condition = condition
+        self.then = then
+        self.otherwise = otherwise
+    }
 }
 
 struct TypeSet: OptionSet, Sendable {
@@ -242,18 +283,18 @@ final class StringRule: Sendable {
 }
 
 final class ArrayRule: Sendable {
-    let prefixItems: [SchemaNode]
+    let prefixItems: [NodeRef]
     /// Applies to every item after the prefix.
-    let items: SchemaNode?
+    let items: NodeRef?
     let minItems: Int?
     let maxItems: Int?
     let uniqueItems: Bool
-    let contains: SchemaNode?
+    let contains: NodeRef?
     let minContains: Int
     let maxContains: Int?
 
-    init(prefixItems: [SchemaNode], items: SchemaNode?, minItems: Int?, maxItems: Int?, uniqueItems: Bool,
-         contains: SchemaNode?, minContains: Int, maxContains: Int?) {
+    init(prefixItems: [NodeRef], items: NodeRef?, minItems: Int?, maxItems: Int?, uniqueItems: Bool,
+         contains: NodeRef?, minContains: Int, maxContains: Int?) {
         self.prefixItems = prefixItems
         self.items = items
         self.minItems = minItems
@@ -269,11 +310,11 @@ final class ObjectRule: Sendable {
     enum Additional: Sendable {
         case allowed
         case forbidden
-        case schema(SchemaNode)
+        case schema(NodeRef)
     }
 
     let propertyNames: [String]
-    let propertySchemas: [SchemaNode]
+    let propertySchemas: [NodeRef]
     let propertyRequired: [Bool]
     /// Name -> position in `propertyNames`, only when there are too many names to scan.
     let propertyIndex: [String: Int]?
@@ -281,17 +322,17 @@ final class ObjectRule: Sendable {
     /// `required`, in the schema's order.
     let required: [String]
     let requiredElsewhere: [String]
-    let patterns: [(CompiledPattern, SchemaNode)]
+    let patterns: [(CompiledPattern, NodeRef)]
     let additional: Additional
     let minProperties: Int?
     let maxProperties: Int?
-    let nameSchema: SchemaNode?
+    let nameSchema: NodeRef?
     let dependentRequired: [(String, [String])]
-    let dependentSchemas: [(String, SchemaNode)]
+    let dependentSchemas: [(String, NodeRef)]
 
-    init(properties: [(String, SchemaNode)], required: [String], patterns: [(CompiledPattern, SchemaNode)],
-         additional: Additional, minProperties: Int?, maxProperties: Int?, nameSchema: SchemaNode?,
-         dependentRequired: [(String, [String])], dependentSchemas: [(String, SchemaNode)]) {
+    init(properties: [(String, NodeRef)], required: [String], patterns: [(CompiledPattern, NodeRef)],
+         additional: Additional, minProperties: Int?, maxProperties: Int?, nameSchema: NodeRef?,
+         dependentRequired: [(String, [String])], dependentSchemas: [(String, NodeRef)]) {
         propertyNames = properties.map(\.0)
         propertySchemas = properties.map(\.1)
         let requiredSet = Set(required)
@@ -432,9 +473,9 @@ struct CollectingSink: ViolationSink {
 
 enum Evaluator {
     /// Whether `value` satisfies `node`; in collecting mode keeps going to record every violation.
-    static func evaluate<S: ViolationSink>(_ node: SchemaNode, _ value: JSONValue, _ sink: inout S) -> Bool {
+    static func evaluate<S: ViolationSink>(_ node: NodeRef, _ value: JSONValue, _ sink: inout S) -> Bool {
         var valid = true
-        for check in node.checks {
+        for check in node.object.checks {
             if !evaluate(check, value, &sink) {
                 if !S.collects || sink.isFull { return false }
                 valid = false
@@ -444,7 +485,7 @@ enum Evaluator {
     }
 
     @inline(__always)
-    static func fastCheck(_ node: SchemaNode, _ value: JSONValue) -> Bool {
+    static func fastCheck(_ node: NodeRef, _ value: JSONValue) -> Bool {
         var fast = FastSink()
         return evaluate(node, value, &fast)
     }
@@ -459,55 +500,61 @@ enum Evaluator {
             return true
         case .object(let rule):
             guard case .object(let object) = value else { return true }
-            return evaluateObject(rule, object, &sink)
+            return evaluateObject(rule.object, object, &sink)
         case .number(let rule):
             switch value {
-            case .int, .double: return evaluateNumber(rule, value, &sink)
+            case .int, .double: return evaluateNumber(rule.object, value, &sink)
             default: return true
             }
         case .string(let rule):
             guard case .string(let s) = value else { return true }
-            return evaluateString(rule, s, &sink)
+            return evaluateString(rule.object, s, &sink)
         case .array(let rule):
             guard case .array(let items) = value else { return true }
-            return evaluateArray(rule, items, &sink)
+            return evaluateArray(rule.object, items, &sink)
         case .enumeration(let rule):
-            if rule.contains(value) { return true }
-            sink.add("enum", "must be one of \(listValues(rule.values)), got \(brief(value))")
+            if rule.object.contains(value) { return true }
+            sink.add("enum", "must be one of \(listValues(rule.object.values)), got \(brief(value))")
             return false
-        case .constant(let expected):
-            if expected.isEquivalent(to: value) { return true }
-            sink.add("const", "must be \(brief(expected)), got \(brief(value))")
+        case .constant(let rule):
+            if rule.object.value.isEquivalent(to: value) { return true }
+            sink.add("const", "must be \(brief(rule.object.value)), got \(brief(value))")
             return false
         case .never:
             sink.add("false", "not allowed by the schema")
             return false
-        case .ref(let ref):
-            return evaluate(ref.target, value, &sink)
-        case .allOf(let schemas):
+        case .ref(let target):
+            return evaluate(target, value, &sink)
+        case .allOf(let list):
             var valid = true
-            for schema in schemas where !evaluate(schema, value, &sink) {
+            for schema in list.object.nodes where !evaluate(schema, value, &sink) {
                 if !S.collects || sink.isFull { return false }
                 valid = false
             }
             return valid
-        case .anyOf(let schemas):
+        case .anyOf(let list):
+            let schemas = list.object.nodes
             for schema in schemas where fastCheck(schema, value) { return true }
             if S.collects {
                 sink.add("anyOf", "must match at least one of the \(schemas.count) alternatives: \(explainFailures(schemas, value))")
             }
             return false
-        case .oneOf(let schemas):
-            var matched: [Int] = []
-            for (i, schema) in schemas.enumerated() where fastCheck(schema, value) {
-                matched.append(i)
-                if matched.count > 1 && !S.collects { return false }
+        case .oneOf(let list):
+            let schemas = list.object.nodes
+            var matches = 0
+            for schema in schemas where fastCheck(schema, value) {
+                matches += 1
+                if matches > 1 && !S.collects { return false }
             }
-            if matched.count == 1 { return true }
+            if matches == 1 { return true }
             if S.collects {
-                let detail = matched.isEmpty
-                    ? "matched 0: \(explainFailures(schemas, value))"
-                    : "matched \(matched.count) (alternatives \(andList(matched.map { String($0 + 1) })))"
+                let detail: String
+                if matches == 0 {
+                    detail = "matched 0: \(explainFailures(schemas, value))"
+                } else {
+                    let which = schemas.indices.filter { fastCheck(schemas[$0], value) }.map { String($0 + 1) }
+                    detail = "matched \(matches) (alternatives \(andList(which)))"
+                }
                 sink.add("oneOf", "must match exactly one of the \(schemas.count) alternatives, \(detail)")
             }
             return false
@@ -515,18 +562,19 @@ enum Evaluator {
             if !fastCheck(schema, value) { return true }
             sink.add("not", "must not match the schema in \"not\"")
             return false
-        case .conditional(let condition, let then, let otherwise):
-            if fastCheck(condition, value) {
-                return then.map { evaluate($0, value, &sink) } ?? true
+        case .conditional(let rule):
+            let rule = rule.object
+            if fastCheck(rule.condition, value) {
+                return rule.then.map { evaluate($0, value, &sink) } ?? true
             }
-            return otherwise.map { evaluate($0, value, &sink) } ?? true
+            return rule.otherwise.map { evaluate($0, value, &sink) } ?? true
         }
     }
 
     /// Evaluates a subschema on a member or item, putting `component` in front of its violations' paths.
     @inline(__always)
     static func evaluateChild<S: ViolationSink>(
-        _ node: SchemaNode, _ value: JSONValue, _ component: @autoclosure () -> PathComponent, _ sink: inout S
+        _ node: NodeRef, _ value: JSONValue, _ component: @autoclosure () -> PathComponent, _ sink: inout S
     ) -> Bool {
         let mark = sink.count
         if evaluate(node, value, &sink) { return true }
@@ -741,7 +789,7 @@ enum Evaluator {
     // MARK: Messages
 
     /// "(1) first reason; (2) second reason" for anyOf and oneOf failures.
-    static func explainFailures(_ schemas: [SchemaNode], _ value: JSONValue) -> String {
+    static func explainFailures(_ schemas: [NodeRef], _ value: JSONValue) -> String {
         schemas.enumerated().map { i, schema in
             var inner = CollectingSink(limit: 4)
             _ = evaluate(schema, value, &inner)

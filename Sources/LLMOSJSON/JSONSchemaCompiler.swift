@@ -11,14 +11,16 @@ struct SchemaCompiler {
     let root: JSONValue
     /// Nodes by canonical JSON pointer, so that a location reached both through the schema
     /// tree and through `$ref`s compiles once, and recursive refs find their target.
-    var byPointer: [String: SchemaNode] = [:]
-    var all: [SchemaNode] = []
+    var byPointer: [String: NodeRef] = [:]
+    /// Every node and rule object, for `JSONSchema.owned`.
+    var owned: [any AnyObject & Sendable] = []
+    var nodes: [NodeRef] = []
     /// Edges to subschemas applied to the same instance (applicators and `$ref`); a cycle of
     /// these never reaches a leaf, so it is rejected.
     var inPlaceEdges: [ObjectIdentifier: [Edge]] = [:]
 
     struct Edge {
-        let target: SchemaNode
+        let target: NodeRef
         /// The `$ref` text when the edge is a reference, and where the referring schema is.
         let ref: String?
         let holder: String
@@ -30,19 +32,25 @@ struct SchemaCompiler {
 
     // MARK: Nodes
 
-    mutating func compile(_ value: JSONValue, at path: [SchemaPathSegment]) throws(JSONSchemaError) -> SchemaNode {
+    /// Keeps `object` alive as long as the schema, and returns an uncounted reference to it.
+    mutating func own<Object: AnyObject & Sendable>(_ object: Object) -> Unowned<Object> {
+        owned.append(object)
+        return Unowned(object)
+    }
+
+    mutating func compile(_ value: JSONValue, at path: [SchemaPathSegment]) throws(JSONSchemaError) -> NodeRef {
         let pointer = Self.pointer(path)
         if let existing = byPointer[pointer] { return existing }
-        let node = SchemaNode()
+        let node = own(SchemaNode())
         byPointer[pointer] = node
-        all.append(node)
+        nodes.append(node)
         switch value {
         case .bool(true):
             break
         case .bool(false):
-            node.checks = [.never]
+            node.object.setChecks([.never])
         case .object(let keywords):
-            node.checks = try compileKeywords(keywords, at: path, into: node)
+            node.object.setChecks(try compileKeywords(keywords, at: path, into: node))
         default:
             throw Self.error(path, "expected a schema (an object or a boolean), got \(value.typeName)")
         }
@@ -50,38 +58,38 @@ struct SchemaCompiler {
     }
 
     mutating func compileKeywords(
-        _ o: JSONObject, at path: [SchemaPathSegment], into node: SchemaNode
-    ) throws(JSONSchemaError) -> ContiguousArray<Check> {
+        _ o: JSONObject, at path: [SchemaPathSegment], into node: NodeRef
+    ) throws(JSONSchemaError) -> [Check] {
         for keyword in ["unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef"] where o[keyword] != nil {
             throw Self.error(path + [.key(keyword)], "\"\(keyword)\" is not supported")
         }
-        var checks = ContiguousArray<Check>()
+        var checks: [Check] = []
         var edges: [Edge] = []
         let here = Self.display(path)
 
         if let type = o["type"] { checks.append(.type(try typeSet(type, at: path + [.key("type")]))) }
-        if let value = o["const"] { checks.append(.constant(value)) }
+        if let value = o["const"] { checks.append(.constant(own(ConstantRule(value)))) }
         if let value = o["enum"] {
             guard case .array(let values) = value, !values.isEmpty else {
                 throw Self.error(path + [.key("enum")], "expected a non-empty array")
             }
-            checks.append(.enumeration(EnumRule(values)))
+            checks.append(.enumeration(own(EnumRule(values))))
         }
-        if let rule = try numberRule(o, at: path) { checks.append(.number(rule)) }
-        if let rule = try stringRule(o, at: path) { checks.append(.string(rule)) }
-        if let rule = try arrayRule(o, at: path) { checks.append(.array(rule)) }
-        if let rule = try objectRule(o, at: path, edges: &edges, holder: here) { checks.append(.object(rule)) }
+        if let rule = try numberRule(o, at: path) { checks.append(.number(own(rule))) }
+        if let rule = try stringRule(o, at: path) { checks.append(.string(own(rule))) }
+        if let rule = try arrayRule(o, at: path) { checks.append(.array(own(rule))) }
+        if let rule = try objectRule(o, at: path, edges: &edges, holder: here) { checks.append(.object(own(rule))) }
 
         if let schemas = try schemaList(o, "allOf", at: path) {
-            checks.append(.allOf(schemas))
+            checks.append(.allOf(own(NodeList(schemas))))
             edges += schemas.map { Edge(target: $0, ref: nil, holder: here) }
         }
         if let schemas = try schemaList(o, "anyOf", at: path) {
-            checks.append(.anyOf(schemas))
+            checks.append(.anyOf(own(NodeList(schemas))))
             edges += schemas.map { Edge(target: $0, ref: nil, holder: here) }
         }
         if let schemas = try schemaList(o, "oneOf", at: path) {
-            checks.append(.oneOf(schemas))
+            checks.append(.oneOf(own(NodeList(schemas))))
             edges += schemas.map { Edge(target: $0, ref: nil, holder: here) }
         }
         if let value = o["not"] {
@@ -94,7 +102,7 @@ struct SchemaCompiler {
             let then = try o["then"].map { v throws(JSONSchemaError) in try compile(v, at: path + [.key("then")]) }
             let otherwise = try o["else"].map { v throws(JSONSchemaError) in try compile(v, at: path + [.key("else")]) }
             if then != nil || otherwise != nil {
-                checks.append(.conditional(if: condition, then: then, else: otherwise))
+                checks.append(.conditional(own(ConditionalRule(condition: condition, then: then, otherwise: otherwise))))
                 edges += [condition, then, otherwise].compactMap { $0 }.map { Edge(target: $0, ref: nil, holder: here) }
             }
         }
@@ -108,10 +116,10 @@ struct SchemaCompiler {
         if let value = o["$ref"] {
             guard case .string(let ref) = value else { throw Self.error(path + [.key("$ref")], "expected a string") }
             let target = try resolve(ref, from: path)
-            checks.append(.ref(SchemaRef(target: target)))
+            checks.append(.ref(target))
             edges.append(Edge(target: target, ref: ref, holder: here))
         }
-        if !edges.isEmpty { inPlaceEdges[ObjectIdentifier(node)] = edges }
+        if !edges.isEmpty { inPlaceEdges[ObjectIdentifier(node.object)] = edges }
         return checks
     }
 
@@ -187,8 +195,8 @@ struct SchemaCompiler {
     }
 
     mutating func arrayRule(_ o: JSONObject, at path: [SchemaPathSegment]) throws(JSONSchemaError) -> ArrayRule? {
-        var prefix: [SchemaNode] = []
-        var items: SchemaNode? = nil
+        var prefix: [NodeRef] = []
+        var items: NodeRef? = nil
         if let value = o["prefixItems"] {
             guard case .array(let schemas) = value else {
                 throw Self.error(path + [.key("prefixItems")], "expected an array of schemas")
@@ -227,7 +235,7 @@ struct SchemaCompiler {
     mutating func objectRule(
         _ o: JSONObject, at path: [SchemaPathSegment], edges: inout [Edge], holder: String
     ) throws(JSONSchemaError) -> ObjectRule? {
-        var properties: [(String, SchemaNode)] = []
+        var properties: [(String, NodeRef)] = []
         if let value = o["properties"] {
             guard case .object(let members) = value else {
                 throw Self.error(path + [.key("properties")], "expected an object of schemas")
@@ -237,7 +245,7 @@ struct SchemaCompiler {
             }
         }
         let required = try Self.strings(o, "required", at: path) ?? []
-        var patterns: [(CompiledPattern, SchemaNode)] = []
+        var patterns: [(CompiledPattern, NodeRef)] = []
         if let value = o["patternProperties"] {
             guard case .object(let members) = value else {
                 throw Self.error(path + [.key("patternProperties")], "expected an object of schemas")
@@ -258,7 +266,7 @@ struct SchemaCompiler {
         let nameSchema = try o["propertyNames"].map { v throws(JSONSchemaError) in try compile(v, at: path + [.key("propertyNames")]) }
 
         var dependentRequired: [(String, [String])] = []
-        var dependentSchemas: [(String, SchemaNode)] = []
+        var dependentSchemas: [(String, NodeRef)] = []
         if let value = o["dependentRequired"] {
             guard case .object(let members) = value else {
                 throw Self.error(path + [.key("dependentRequired")], "expected an object of string arrays")
@@ -299,12 +307,12 @@ struct SchemaCompiler {
                           dependentRequired: dependentRequired, dependentSchemas: dependentSchemas)
     }
 
-    mutating func schemaList(_ o: JSONObject, _ key: String, at path: [SchemaPathSegment]) throws(JSONSchemaError) -> [SchemaNode]? {
+    mutating func schemaList(_ o: JSONObject, _ key: String, at path: [SchemaPathSegment]) throws(JSONSchemaError) -> [NodeRef]? {
         guard let value = o[key] else { return nil }
         guard case .array(let schemas) = value, !schemas.isEmpty else {
             throw Self.error(path + [.key(key)], "expected a non-empty array of schemas")
         }
-        var nodes: [SchemaNode] = []
+        var nodes: [NodeRef] = []
         for (i, schema) in schemas.enumerated() { nodes.append(try compile(schema, at: path + [.key(key), .index(i)])) }
         return nodes
     }
@@ -344,7 +352,7 @@ struct SchemaCompiler {
     // MARK: References
 
     /// The node a local `$ref` designates, compiling it if the tree walk has not reached it yet.
-    mutating func resolve(_ ref: String, from path: [SchemaPathSegment]) throws(JSONSchemaError) -> SchemaNode {
+    mutating func resolve(_ ref: String, from path: [SchemaPathSegment]) throws(JSONSchemaError) -> NodeRef {
         guard ref.hasPrefix("#") else {
             throw Self.error(path, "$ref \"\(ref)\": only local references (starting with \"#\") are supported")
         }
@@ -387,26 +395,26 @@ struct SchemaCompiler {
     /// into a property or item), which would recurse forever on any instance.
     func checkForRefLoops() throws(JSONSchemaError) {
         var state: [ObjectIdentifier: Bool] = [:]  // false: on the current path; true: finished
-        var path: [SchemaNode] = []
+        var path: [NodeRef] = []
         var taken: [Edge] = []
-        for node in all where state[ObjectIdentifier(node)] == nil {
+        for node in nodes where state[ObjectIdentifier(node.object)] == nil {
             try visit(node, &state, &path, &taken)
         }
     }
 
     private func visit(
-        _ node: SchemaNode, _ state: inout [ObjectIdentifier: Bool], _ path: inout [SchemaNode], _ taken: inout [Edge]
+        _ node: NodeRef, _ state: inout [ObjectIdentifier: Bool], _ path: inout [NodeRef], _ taken: inout [Edge]
     ) throws(JSONSchemaError) {
-        state[ObjectIdentifier(node)] = false
+        state[ObjectIdentifier(node.object)] = false
         path.append(node)
-        for edge in inPlaceEdges[ObjectIdentifier(node)] ?? [] {
-            switch state[ObjectIdentifier(edge.target)] {
+        for edge in inPlaceEdges[ObjectIdentifier(node.object)] ?? [] {
+            switch state[ObjectIdentifier(edge.target.object)] {
             case nil:
                 taken.append(edge)
                 try visit(edge.target, &state, &path, &taken)
                 taken.removeLast()
             case false?:
-                let start = path.lastIndex { $0 === edge.target }!
+                let start = path.lastIndex { $0.object === edge.target.object }!
                 let loop = Array(taken[start...]) + [edge]
                 let culprit = loop.first { $0.ref != nil } ?? edge
                 throw JSONSchemaError(
@@ -417,7 +425,7 @@ struct SchemaCompiler {
             }
         }
         path.removeLast()
-        state[ObjectIdentifier(node)] = true
+        state[ObjectIdentifier(node.object)] = true
     }
 
     // MARK: Paths

@@ -161,6 +161,9 @@ public final class Kernel: @unchecked Sendable {
         registryLock.read { toolTable[name].map(ToolInfo.init) }
     }
 
+    /// Whether a tool of that name is loaded: just the registry lookup every call starts with.
+    public func hasTool(_ name: String) -> Bool { lookup(name) != nil }
+
     @inline(__always)
     func lookup(_ name: String) -> ToolEntry? { registryLock.read { toolTable[name] } }
 

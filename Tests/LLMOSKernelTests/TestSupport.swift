@@ -45,13 +45,16 @@ enum Fixtures {
 
     /// The compiled library for a fixture, built once per test run.
     static func library(_ name: String) throws -> String {
-        if let built = cache.withLock({ $0[name] }) { return built }
-        let output = "\(libraryRoot)/lib\(name).so"
-        let result = try run("/usr/bin/cc", ["-std=c11", "-Wall", "-Wextra", "-shared", "-fPIC", "-O1",
-                                             "-I", Paths.repoRoot + "/sdk/include", "-o", output, "\(Paths.fixtures)/\(name).c", "-lpthread"])
-        guard result.status == 0 else { throw FixtureError(message: "cc failed for \(name): \(result.output)") }
-        cache.withLock { $0[name] = output }
-        return output
+        // Held while compiling, so parallel tests never see a half-written library.
+        try cache.withLock { built in
+            if let path = built[name] { return path }
+            let output = "\(libraryRoot)/lib\(name).so"
+            let result = try run("/usr/bin/cc", ["-std=c11", "-Wall", "-Wextra", "-shared", "-fPIC", "-O1",
+                                                 "-I", Paths.repoRoot + "/sdk/include", "-o", output, "\(Paths.fixtures)/\(name).c", "-lpthread"])
+            guard result.status == 0 else { throw FixtureError(message: "cc failed for \(name): \(result.output)") }
+            built[name] = output
+            return output
+        }
     }
 
     /// A folder holding the fixture's manifest and its library, ready to load.

@@ -7,11 +7,21 @@ public struct DriverSearchPath: Sendable, Equatable {
         public var directory: String
         /// Why it is on the path: "--drivers", "LLMOS_DRIVER_PATH", "./manifests", "user", "system".
         public var origin: String
+
+        public init(directory: String, origin: String) {
+            self.directory = directory
+            self.origin = origin
+        }
     }
 
     public var entries: [Entry]
 
     public init(entries: [Entry]) { self.entries = entries }
+
+    /// Just these directories, in this order (for tests, benchmarks and `--drivers` only runs).
+    public init(directories: [String], origin: String = "--drivers") {
+        self.entries = directories.map { Entry(directory: $0, origin: origin) }
+    }
 
     /// The standard path for this process's environment and working directory.
     public static func standard(flags: [String] = [], environment: [String: String] = ProcessInfo.processInfo.environment,

@@ -27,23 +27,22 @@ static llmos_status big_call(void *instance, llmos_call_ctx *ctx, const char *op
         host->set_error(ctx, LLMOS_ERR_UNSUPPORTED, "bigoutput: unknown operation");
         return LLMOS_ERR_UNSUPPORTED;
     }
-    if (!llmos_json_get_int64(input, len, "bytes", &bytes) || bytes < 2 || bytes > 64 * 1024 * 1024) {
-        host->set_error(ctx, LLMOS_ERR_INVALID_ARGUMENT, "'bytes' must be an integer from 2 to 67108864");
+    if (!llmos_json_get_int64(input, len, "bytes", &bytes) || bytes < 0 || bytes > 64 * 1024 * 1024) {
+        host->set_error(ctx, LLMOS_ERR_INVALID_ARGUMENT, "'bytes' must be an integer from 0 to 67108864");
         return LLMOS_ERR_INVALID_ARGUMENT;
     }
-    /* The whole output is exactly `bytes` bytes: a JSON string of bytes - 2
-     * x's between its two quotes, so a test can aim at the limit exactly. */
-    out = (char *)malloc((size_t)bytes);
+    /* A JSON string of `bytes` x's: the output is bytes + 2 bytes long. */
+    out = (char *)malloc((size_t)bytes + 2);
     if (!out) {
         host->set_error(ctx, LLMOS_ERR_RESOURCE_EXHAUSTED, "out of memory");
         return LLMOS_ERR_RESOURCE_EXHAUSTED;
     }
-    memset(out, 'x', (size_t)bytes);
     out[0] = '"';
-    out[bytes - 1] = '"';
+    memset(out + 1, 'x', (size_t)bytes);
+    out[bytes + 1] = '"';
     /* set_output's status is ignored on purpose: llmos.h promises the call
      * fails with LLMOS_ERR_OUTPUT_TOO_LARGE whatever the driver returns. */
-    (void)host->set_output(ctx, out, (size_t)bytes);
+    (void)host->set_output(ctx, out, (size_t)bytes + 2);
     free(out);
     return LLMOS_OK;
 }

@@ -64,7 +64,7 @@ static llmos_status echo_call(void *instance, llmos_call_ctx *ctx, const char *o
 {
     const llmos_host *host = (const llmos_host *)instance;
 
-    if (strcmp(op, "echo") == 0)
+    if (strcmp(op, "echo") == 0) /* any JSON value: its schema is {} */
         return host->set_output(ctx, input, len);
     if (strcmp(op, "fail") == 0) {
         host->set_error(ctx, LLMOS_ERR_NOT_FOUND, "no such thing");

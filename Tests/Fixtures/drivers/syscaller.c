@@ -14,20 +14,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reports a failed syscall: the status, and `message` (len bytes, not
- * NUL-terminated) as the message. */
+/* Reports a failed syscall with its status. The message is the one inside
+ * the response ({"error": {"code": ..., "message": ...}}), or the whole
+ * response text if it has another shape. Forwarding the whole text every
+ * time would, through `recurse`, nest (and re-escape) one JSON document per
+ * level, doubling the backslashes at each. */
 static llmos_status fail_with(const llmos_host *host, llmos_call_ctx *ctx, llmos_status status,
-                              const char *message, size_t len)
+                              const char *resp, size_t resp_len)
 {
-    char *msg = (char *)malloc(len + 1);
-    if (!msg) {
+    const char *error, *message = NULL;
+    size_t error_len, message_len = 0;
+    char *text;
+    long n = -1;
+
+    if (llmos_json_find(resp, resp_len, "error", &error, &error_len) &&
+        llmos_json_find(error, error_len, "message", &message, &message_len))
+        n = llmos_json_decode_string(message, message_len, NULL, 0);
+    text = (char *)malloc((n >= 0 ? (size_t)n : resp_len) + 1);
+    if (!text) {
         host->set_error(ctx, status, "syscall failed (and out of memory for its message)");
         return status;
     }
-    memcpy(msg, message, len);
-    msg[len] = '\0';
-    host->set_error(ctx, status, msg);
-    free(msg);
+    if (n >= 0) {
+        llmos_json_decode_string(message, message_len, text, (size_t)n + 1);
+    } else {
+        if (resp_len) memcpy(text, resp, resp_len);
+        text[resp_len] = '\0';
+    }
+    host->set_error(ctx, status, text);
+    free(text);
     return status;
 }
 
@@ -90,8 +105,8 @@ static llmos_status kv_roundtrip(const llmos_host *host, llmos_call_ctx *ctx, co
     return host->set_output(ctx, resp, resp_len);
 }
 
-/* tool.call {"tool","input"}: output the response, or fail with its status
- * and the response text. */
+/* tool.call {"tool","input"}: output the response (the tool's output), or
+ * fail with its status and error message. */
 static llmos_status call_tool(const llmos_host *host, llmos_call_ctx *ctx, const char *input, size_t len)
 {
     const char *tool, *args, *resp;
@@ -116,11 +131,12 @@ static llmos_status call_tool(const llmos_host *host, llmos_call_ctx *ctx, const
 }
 
 /* tool.call syscaller.recurse {"depth": depth + 1}, with no limit of its
- * own: the kernel must stop the recursion. */
+ * own: the kernel must stop the recursion, and each level passes the error
+ * back up. */
 static llmos_status recurse(const llmos_host *host, llmos_call_ctx *ctx, const char *input, size_t len)
 {
-    const char *resp, *inner;
-    size_t resp_len, inner_len;
+    const char *resp;
+    size_t resp_len;
     int64_t depth;
     llmos_json_writer w = LLMOS_JSON_WRITER_INIT;
     llmos_status status;
@@ -140,24 +156,6 @@ static llmos_status recurse(const llmos_host *host, llmos_call_ctx *ctx, const c
     status = syscall_json(host, ctx, "tool.call", &w, &resp, &resp_len);
     if (status == LLMOS_OK)
         return host->set_output(ctx, resp, resp_len);
-
-    /* Pass the innermost error on unchanged: forwarding the whole response
-     * text instead would nest (and re-escape) one JSON document per level,
-     * doubling the backslashes each time. */
-    if (llmos_json_find(resp, resp_len, "error", &inner, &inner_len)) {
-        const char *msg;
-        size_t msg_len;
-        if (llmos_json_find(inner, inner_len, "message", &msg, &msg_len) && *msg == '"') {
-            long n = llmos_json_decode_string(msg, msg_len, NULL, 0);
-            char *text = n >= 0 ? (char *)malloc((size_t)n + 1) : NULL;
-            if (text) {
-                llmos_json_decode_string(msg, msg_len, text, (size_t)n + 1);
-                host->set_error(ctx, status, text);
-                free(text);
-                return status;
-            }
-        }
-    }
     return fail_with(host, ctx, status, resp, resp_len);
 }
 

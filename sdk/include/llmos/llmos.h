@@ -68,6 +68,22 @@
  * the host need not be NUL-terminated: only `len` bytes are read.
  * The kernel validates tool input against the manifest's input schema BEFORE a
  * driver runs, and output against the output schema (when declared) after.
+ * Input JSON never has duplicate object keys: the kernel refuses such input, so
+ * that what the schema check saw and what the driver reads cannot differ.
+ *
+ * ---------------------------------------------------------------------------
+ * Deadlines and cancellation
+ * ---------------------------------------------------------------------------
+ * Each call has a deadline (the manifest's limits.timeout_ms, or less when the
+ * caller asks). host->is_cancelled turns non-zero when the deadline passes or
+ * the caller cancels; the driver should then return LLMOS_ERR_CANCELLED soon.
+ * The kernel reports that as LLMOS_ERR_TIMEOUT when the deadline was the
+ * reason, and discards a result that arrives after the deadline.
+ *
+ * Calls between drivers (the "tool.call" syscall) may nest, up to a depth
+ * limit. A `serialized` driver is never re-entered: a tool.call that would
+ * enter a serialized driver already running in the same call chain fails with
+ * LLMOS_ERR_UNAVAILABLE instead of deadlocking.
  */
 #ifndef LLMOS_H
 #define LLMOS_H
@@ -176,8 +192,8 @@ struct llmos_host {
      * ("log", "kv.get", "kv.put", "kv.delete", "tool.call", ...: see
      * docs/SYSCALLS.md), `request_json` is its input (`request_len` bytes).
      * On return *response and *response_len (both required, non-NULL) point to
-     * host-owned JSON valid until the next syscall on this ctx or the end of
-     * the call. On failure the status is non-zero and the response is a JSON
+     * host-owned JSON, NUL-terminated (the NUL not counted), valid until the
+     * next syscall on this ctx or the end of the call. On failure the status is non-zero and the response is a JSON
      * object {"error": {"code": "...", "message": "..."}}. Call thread only. */
     llmos_status (*syscall)(llmos_call_ctx *ctx, const char *service,
                             const char *request_json, size_t request_len,
