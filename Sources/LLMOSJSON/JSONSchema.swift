@@ -306,20 +306,27 @@ final class ArrayRule: Sendable {
     }
 }
 
-final class ObjectRule: Sendable {
+/// `@unchecked Sendable` only because `properties` is a raw buffer; it is immutable.
+final class ObjectRule: @unchecked Sendable {
     enum Additional: Sendable {
         case allowed
         case forbidden
         case schema(NodeRef)
     }
 
-    let propertyNames: [String]
-    let propertySchemas: [NodeRef]
-    let propertyRequired: [Bool]
-    /// Name -> position in `propertyNames`, only when there are too many names to scan.
+    struct Property {
+        let name: String
+        let schema: NodeRef
+        let required: Bool
+    }
+
+    /// Declared properties in schema order; a raw buffer, so the per-member lookup does no
+    /// reference counting.
+    let properties: UnsafeMutableBufferPointer<Property>
+    /// Name -> position in `properties`, only when there are too many names to scan.
     let propertyIndex: [String: Int]?
     let requiredInProperties: Int
-    /// `required`, in the schema's order.
+    /// `required`, in the schema's order, without repeats.
     let required: [String]
     let requiredElsewhere: [String]
     let patterns: [(CompiledPattern, NodeRef)]
@@ -329,21 +336,25 @@ final class ObjectRule: Sendable {
     let nameSchema: NodeRef?
     let dependentRequired: [(String, [String])]
     let dependentSchemas: [(String, NodeRef)]
+    /// Whether any keyword past properties, required and additionalProperties is present:
+    /// the common case skips them all with one test.
+    let hasPatterns: Bool
+    let hasRequiredElsewhere: Bool
+    let hasMore: Bool
 
     init(properties: [(String, NodeRef)], required: [String], patterns: [(CompiledPattern, NodeRef)],
          additional: Additional, minProperties: Int?, maxProperties: Int?, nameSchema: NodeRef?,
          dependentRequired: [(String, [String])], dependentSchemas: [(String, NodeRef)]) {
-        propertyNames = properties.map(\.0)
-        propertySchemas = properties.map(\.1)
-        let requiredSet = Set(required)
-        propertyRequired = propertyNames.map { requiredSet.contains($0) }
-        requiredInProperties = propertyRequired.count(where: { $0 })
-        propertyIndex = properties.count > 8
-            ? Dictionary(properties.enumerated().map { ($1.0, $0) }, uniquingKeysWith: { first, _ in first })
-            : nil
         var unique = Set<String>()
         self.required = required.filter { unique.insert($0).inserted }
-        let declared = Set(propertyNames)
+        let entries = properties.map { Property(name: $0.0, schema: $0.1, required: unique.contains($0.0)) }
+        self.properties = .allocate(capacity: entries.count)
+        _ = self.properties.initialize(from: entries)
+        requiredInProperties = entries.count(where: \.required)
+        propertyIndex = entries.count > 8
+            ? Dictionary(entries.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+            : nil
+        let declared = Set(entries.map(\.name))
         requiredElsewhere = self.required.filter { !declared.contains($0) }
         self.patterns = patterns
         self.additional = additional
@@ -352,21 +363,31 @@ final class ObjectRule: Sendable {
         self.nameSchema = nameSchema
         self.dependentRequired = dependentRequired
         self.dependentSchemas = dependentSchemas
+        hasPatterns = !patterns.isEmpty
+        hasRequiredElsewhere = !requiredElsewhere.isEmpty
+        hasMore = minProperties != nil || maxProperties != nil || nameSchema != nil
+            || !dependentRequired.isEmpty || !dependentSchemas.isEmpty
+    }
+
+    deinit {
+        _ = properties.deinitialize()
+        properties.deallocate()
     }
 
     @inline(__always)
     func lookup(_ key: String) -> Int? {
         if let propertyIndex { return propertyIndex[key] }
-        for i in propertyNames.indices where propertyNames[i] == key { return i }
+        for i in 0..<properties.count where properties[i].name == key { return i }
         return nil
     }
 
     /// "(allowed: a, b)" for unexpected-field messages.
     var allowedDescription: String {
         var parts: [String] = []
-        if !propertyNames.isEmpty {
-            let shown = propertyNames.prefix(20).joined(separator: ", ")
-            parts.append(propertyNames.count > 20 ? "\(shown), and \(propertyNames.count - 20) more" : shown)
+        let names = properties.map(\.name)
+        if !names.isEmpty {
+            let shown = names.prefix(20).joined(separator: ", ")
+            parts.append(names.count > 20 ? "\(shown), and \(names.count - 20) more" : shown)
         }
         if !patterns.isEmpty {
             parts.append("names matching " + patterns.map(\.0.source).joined(separator: " or "))
@@ -583,23 +604,45 @@ enum Evaluator {
     }
 
     static func evaluateObject<S: ViolationSink>(_ rule: ObjectRule, _ object: JSONObject, _ sink: inout S) -> Bool {
+        // Borrow the members as a buffer: iterating the array itself costs reference counting.
+        let membersValid = object.pairs.withUnsafeBufferPointer { members in
+            evaluateMembers(rule, members, &sink)
+        }
+        if !membersValid && (!S.collects || sink.isFull) { return false }
+        var valid = membersValid
+        if rule.hasMore && !evaluateObjectCounts(rule, object, &sink) {
+            if !S.collects || sink.isFull { return false }
+            valid = false
+        }
+        return valid
+    }
+
+    /// properties, patternProperties, additionalProperties and required.
+    @inline(__always)
+    static func evaluateMembers<S: ViolationSink>(
+        _ rule: ObjectRule, _ members: UnsafeBufferPointer<JSONObject.Element>, _ sink: inout S
+    ) -> Bool {
         var valid = true
         var requiredSeen = 0
-        for (key, member) in object {
+        for m in 0..<members.count {
+            let key = members[m].key
             var declared = false
             if let i = rule.lookup(key) {
                 declared = true
-                if rule.propertyRequired[i] { requiredSeen += 1 }
-                if !evaluateChild(rule.propertySchemas[i], member, .key(key), &sink) {
+                let property = rule.properties[i]
+                if property.required { requiredSeen += 1 }
+                if !evaluateChild(property.schema, members[m].value, .key(key), &sink) {
                     if !S.collects || sink.isFull { return false }
                     valid = false
                 }
             }
-            for (pattern, schema) in rule.patterns where pattern.matches(key) {
-                declared = true
-                if !evaluateChild(schema, member, .key(key), &sink) {
-                    if !S.collects || sink.isFull { return false }
-                    valid = false
+            if rule.hasPatterns {
+                for (pattern, schema) in rule.patterns where pattern.matches(key) {
+                    declared = true
+                    if !evaluateChild(schema, members[m].value, .key(key), &sink) {
+                        if !S.collects || sink.isFull { return false }
+                        valid = false
+                    }
                 }
             }
             if !declared {
@@ -611,21 +654,32 @@ enum Evaluator {
                     if !S.collects || sink.isFull { return false }
                     valid = false
                 case .schema(let schema):
-                    if !evaluateChild(schema, member, .key(key), &sink) {
+                    if !evaluateChild(schema, members[m].value, .key(key), &sink) {
                         if !S.collects || sink.isFull { return false }
                         valid = false
                     }
                 }
             }
         }
-        if requiredSeen < rule.requiredInProperties || !rule.requiredElsewhere.isEmpty {
-            for name in (S.collects ? rule.required : rule.requiredElsewhere) where object[name] == nil {
+        if requiredSeen < rule.requiredInProperties || rule.hasRequiredElsewhere {
+            func present(_ name: String) -> Bool {
+                for m in 0..<members.count where members[m].key == name { return true }
+                return false
+            }
+            if !S.collects && requiredSeen < rule.requiredInProperties { return false }
+            // Collecting: report every missing name in schema order; else only the undeclared ones remain to check.
+            for name in (S.collects ? rule.required : rule.requiredElsewhere) where !present(name) {
                 sink.add("required", "missing required field \"\(name)\"")
                 if !S.collects || sink.isFull { return false }
                 valid = false
             }
-            if !S.collects && requiredSeen < rule.requiredInProperties { return false }
         }
+        return valid
+    }
+
+    /// minProperties, maxProperties, propertyNames, dependentRequired and dependentSchemas.
+    static func evaluateObjectCounts<S: ViolationSink>(_ rule: ObjectRule, _ object: JSONObject, _ sink: inout S) -> Bool {
+        var valid = true
         if let min = rule.minProperties, object.count < min {
             sink.add("minProperties", "must have at least \(counted(min, "field")), got \(object.count)")
             if !S.collects || sink.isFull { return false }

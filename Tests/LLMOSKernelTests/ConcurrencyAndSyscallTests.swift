@@ -9,7 +9,7 @@ import Testing
         let kernel = makeKernel()
         try kernel.load(manifestAt: try Fixtures.install("reentry"))
         let failures = Mutex(0)
-        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+        onThreads(8) { _ in
             for _ in 0..<40 {
                 if (try? kernel.call("reentry.enter", input: "{}")) == nil { failures.withLock { $0 += 1 } }
             }
@@ -25,7 +25,7 @@ import Testing
         // and the detector must see overlapping calls (so the test above means something).
         let kernel = makeKernel()
         try kernel.load(manifestAt: try Fixtures.install("reentry") { $0.replacingOccurrences(of: "threading: serialized", with: "threading: concurrent") })
-        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+        onThreads(8) { _ in
             for _ in 0..<40 { _ = try? kernel.call("reentry.enter", input: "{}") }
         }
         let stats = try JSON.parse(try kernel.call("reentry.violations", input: "{}").output)
@@ -36,7 +36,7 @@ import Testing
         let kernel = makeKernel()
         try kernel.load(manifestAt: Paths.manifests + "/calc.yaml")
         let wrong = Mutex(0)
-        DispatchQueue.concurrentPerform(iterations: 8) { i in
+        onThreads(8) { i in
             for j in 0..<500 {
                 let out = try? kernel.call("calc.add", input: #"{"a": \#(i), "b": \#(j)}"#).output
                 if out.flatMap({ try? JSON.parse($0)["result"]?.doubleValue }) != Double(i + j) { wrong.withLock { $0 += 1 } }

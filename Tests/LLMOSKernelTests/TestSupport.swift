@@ -108,3 +108,17 @@ func expectError<T>(_ body: () throws -> T, sourceLocation: SourceLocation = #_s
     }
     return LLMOSError(.internalError, "<no error>")
 }
+
+/// Runs `body` on `count` real threads at once (DispatchQueue.concurrentPerform may
+/// run iterations one after another when the pool is busy with other tests).
+func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for i in 0..<count {
+        group.enter()
+        Thread.detachNewThread {
+            body(i)
+            group.leave()
+        }
+    }
+    group.wait()
+}

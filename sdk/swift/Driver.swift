@@ -127,7 +127,7 @@ public struct OperationRouter<Driver: LLMOSDriver> {
     }
 
     /// Add an operation handled by a closure that receives the instance:
-    /// `router.add("count") { driver, (input: CountInput), call in ... }`.
+    /// `router.add("count") { (driver, input: CountInput, call) in ... }`.
     public mutating func add<Input: Decodable, Output: Encodable>(
         _ name: String,
         _ handler: @escaping (Driver, Input, CallContext) throws -> Output
