@@ -150,7 +150,19 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public typealias Element = (key: String, value: JSONValue)
 
-    @usableFromInline var pairs: ContiguousArray<Element>
+    /// Storage is a struct rather than the `Element` tuple: arrays of tuples are destroyed
+    /// through the runtime's generic tuple witness, which is markedly slower.
+    @usableFromInline
+    struct Member: Sendable {
+        @usableFromInline var key: String
+        @usableFromInline var value: JSONValue
+        @inlinable init(key: String, value: JSONValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    @usableFromInline var pairs: ContiguousArray<Member>
     /// Key -> position, present only once the object is larger than `indexThreshold`.
     @usableFromInline var index: [String: Int]?
 
@@ -175,7 +187,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     /// Pairs known to have unique keys (the parser checks as it goes).
     @inlinable
-    init(uniquePairs: ContiguousArray<Element>, index: [String: Int]?) {
+    init(uniquePairs: ContiguousArray<Member>, index: [String: Int]?) {
         self.pairs = uniquePairs
         self.index = index
     }
@@ -217,7 +229,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     /// Appends a key known not to be present.
     @inlinable
     mutating func append(key: String, value: JSONValue) {
-        pairs.append((key, value))
+        pairs.append(Member(key: key, value: value))
         if index != nil {
             index![key] = pairs.count - 1
         } else if pairs.count > Self.indexThreshold {
@@ -236,10 +248,17 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         self.index = index
     }
 
-    @inlinable
-    public func makeIterator() -> IndexingIterator<ContiguousArray<Element>> {
-        pairs.makeIterator()
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline var base: IndexingIterator<ContiguousArray<Member>>
+        @inlinable init(_ base: IndexingIterator<ContiguousArray<Member>>) { self.base = base }
+        @inlinable public mutating func next() -> Element? {
+            guard let member = base.next() else { return nil }
+            return (member.key, member.value)
+        }
     }
+
+    @inlinable
+    public func makeIterator() -> Iterator { Iterator(pairs.makeIterator()) }
 
     @inlinable public var underestimatedCount: Int { pairs.count }
 

@@ -203,6 +203,9 @@ struct llmos_host {
     void *reserved[16];
 };
 
+/* The smallest llmos_host a 1.x driver may see: everything up to `syscall`. */
+#define LLMOS_HOST_MIN_SIZE (offsetof(llmos_host, syscall) + sizeof(void (*)(void)))
+
 /* True when `host` was built with a minor that has `field` (for functions
  * added after 1.0). */
 #define LLMOS_HOST_HAS(host, field) \
@@ -230,8 +233,11 @@ typedef struct llmos_driver {
      * (`config_len` bytes, NUL-terminated; "{}" when none), valid during the
      * call. On success store an opaque pointer in *instance (NULL is a valid
      * instance) and return LLMOS_OK. On failure return an error status; the
-     * host reports it and never calls destroy. May be NULL: then the instance
-     * is NULL. `host` is valid until the library is unloaded. */
+     * host reports it and never calls destroy. There is no call context here,
+     * so explain a failure with host->log(host, NULL, ...): lines logged
+     * during entry and create are quoted in the host's refusal. May be NULL:
+     * then the instance is NULL. `host` is the same pointer the entry point
+     * received and is valid until the library is unloaded. */
     llmos_status (*create)(const llmos_host *host, const char *config_json,
                            size_t config_len, void **instance);
 
@@ -260,8 +266,12 @@ typedef struct llmos_driver {
  * The entry point. Every driver library exports exactly this symbol (or the
  * one the manifest's `library.entry` names, with the same signature).
  *
- * Called once, by the loader thread, right after dlopen and before anything
- * else. `host` is valid until the library is unloaded. Set *driver to a
+ * Called by the loader thread right after dlopen and before anything else;
+ * called again if the same library is loaded again (for example after a hot
+ * unload), so it must be idempotent. Note that a library that uses the Swift
+ * runtime is never unmapped by the host: the runtime keeps pointers into the
+ * metadata of every image it has seen, so unloading only destroys the
+ * instance. `host` is valid until the library is unloaded. Set *driver to a
  * driver-owned description (see llmos_driver above) and return LLMOS_OK; or
  * return LLMOS_ERR_ABI when the host is too old for this driver (check
  * host->abi_minor), or any other error, and the load is refused. Must not call
