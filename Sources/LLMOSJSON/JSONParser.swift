@@ -40,14 +40,19 @@ public enum JSON {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
             throw JSONParseError(bytes: bytes, failure: .init(0, "unexpected end of input, expected a JSON value"))
         }
-        var reader = JSONReader(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, maxDepth: maxDepth)
-        do {
-            reader.skipWhitespace()
-            let value = try reader.parseValue()
-            try reader.finish()
-            return value
-        } catch {
-            throw JSONParseError(bytes: bytes, failure: error)
+        let result = withUnsafeTemporaryAllocation(of: JSONReader.StringSpan.self, capacity: JSONReader.scratchKeys) { scratch in
+            var reader = JSONReader(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, maxDepth: maxDepth, scratch: scratch)
+            defer { reader.releaseKeys() }
+            return Result { () throws(ParseFailure) in
+                reader.skipWhitespace()
+                let value = try reader.parseValue()
+                try reader.finish()
+                return value
+            }
+        }
+        switch result {
+        case .success(let value): return value
+        case .failure(let failure): throw JSONParseError(bytes: bytes, failure: failure)
         }
     }
 
@@ -71,14 +76,18 @@ public enum JSON {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
             return JSONParseError(bytes: bytes, failure: .init(0, "unexpected end of input, expected a JSON value"))
         }
-        var reader = JSONReader(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, maxDepth: maxDepth)
-        do {
-            reader.skipWhitespace()
-            try reader.skipValue()
-            try reader.finish()
-            return nil
-        } catch {
-            return JSONParseError(bytes: bytes, failure: error)
+        return withUnsafeTemporaryAllocation(of: JSONReader.StringSpan.self, capacity: JSONReader.scratchKeys) {
+            scratch -> JSONParseError? in
+            var reader = JSONReader(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, maxDepth: maxDepth, scratch: scratch)
+            defer { reader.releaseKeys() }
+            do throws(ParseFailure) {
+                reader.skipWhitespace()
+                try reader.skipValue()
+                try reader.finish()
+                return nil
+            } catch {
+                return JSONParseError(bytes: bytes, failure: error)
+            }
         }
     }
 
@@ -135,13 +144,51 @@ struct JSONReader {
     let maxDepth: Int
     var pos = 0
     var depth = 0
-    /// Keys of the objects being skipped (syntax-check mode), innermost last.
-    var keyStack: [KeySpan] = []
+    /// The keys of the small objects being read, innermost last, for finding duplicates by
+    /// comparing bytes. Starts in a stack buffer; moves to the heap if that fills.
+    var keys: UnsafeMutablePointer<KeySpan>
+    var keyCapacity: Int
+    var keyCount = 0
+    var keysOnHeap = false
 
-    init(base: UnsafePointer<UInt8>, count: Int, maxDepth: Int) {
+    static let scratchKeys = 32
+
+    init(base: UnsafePointer<UInt8>, count: Int, maxDepth: Int, scratch: UnsafeMutableBufferPointer<KeySpan>) {
         self.base = base
         self.end = count
         self.maxDepth = maxDepth
+        self.keys = scratch.baseAddress!
+        self.keyCapacity = scratch.count
+    }
+
+    @inline(__always)
+    mutating func pushKey(_ span: KeySpan) {
+        if keyCount == keyCapacity {
+            let grown = UnsafeMutablePointer<KeySpan>.allocate(capacity: keyCapacity * 2)
+            grown.initialize(from: keys, count: keyCount)
+            if keysOnHeap { keys.deallocate() }
+            keys = grown
+            keyCapacity *= 2
+            keysOnHeap = true
+        }
+        keys[keyCount] = span
+        keyCount += 1
+    }
+
+    mutating func releaseKeys() {
+        if keysOnHeap { keys.deallocate() }
+        keysOnHeap = false
+    }
+
+    /// Whether `span` repeats one of the keys pushed since `first`.
+    @inline(__always)
+    func repeatsKey(_ span: KeySpan, since first: Int) -> Bool {
+        var i = first
+        while i < keyCount {
+            if sameKey(keys[i], span) { return true }
+            i += 1
+        }
+        return false
     }
 
     /// A scanned string's content (between the quotes).
@@ -262,12 +309,12 @@ struct JSONReader {
     mutating func parseArray() throws(ParseFailure) -> JSONValue {
         try enter()
         skipWhitespace()
-        var elements: [JSONValue] = []
         if pos < end && base[pos] == closeBracket {
             pos += 1
             depth -= 1
-            return .array(elements)
+            return .array([])
         }
+        var elements: [JSONValue] = []
         elements.reserveCapacity(4)
         while true {
             elements.append(try parseValue())
@@ -367,20 +414,25 @@ struct JSONReader {
             return .object(JSONObject())
         }
         try checkKeyStart(first: true)
-        var pairs = ContiguousArray<JSONObject.Element>()
+        var pairs = ContiguousArray<JSONObject.Member>()
         pairs.reserveCapacity(4)
+        // Small objects find duplicates among their key spans; large ones through the index.
         var index: [String: Int]? = nil
+        let firstKey = keyCount
+        defer { keyCount = firstKey }
         repeat {
             let keyOffset = pos
-            let key = try parseString()
-            if let index {
-                if index[key] != nil { throw duplicateKey(key, at: keyOffset) }
-            } else {
-                for pair in pairs where pair.key == key { throw duplicateKey(key, at: keyOffset) }
+            let span = try scanString()
+            let key = decode(span)
+            if index == nil {
+                if repeatsKey(span, since: firstKey) { throw duplicateKey(key, at: keyOffset) }
+                pushKey(span)
+            } else if index![key] != nil {
+                throw duplicateKey(key, at: keyOffset)
             }
             try expectColon()
             let value = try parseValue()
-            pairs.append((key, value))
+            pairs.append(JSONObject.Member(key: key, value: value))
             if index != nil {
                 index![key] = pairs.count - 1
             } else if pairs.count > JSONObject.indexThreshold {
@@ -405,8 +457,8 @@ struct JSONReader {
             return
         }
         try checkKeyStart(first: true)
-        let firstKey = keyStack.count
-        defer { keyStack.removeSubrange(firstKey...) }
+        let firstKey = keyCount
+        defer { keyCount = firstKey }
         // Past a few keys, pairwise comparison gives way to a set.
         var seen: Set<String>? = nil
         repeat {
@@ -415,12 +467,10 @@ struct JSONReader {
             if seen != nil {
                 if !seen!.insert(decode(span)).inserted { throw duplicateKey(decode(span), at: keyOffset) }
             } else {
-                for i in firstKey..<keyStack.count where sameKey(keyStack[i], span) {
-                    throw duplicateKey(decode(span), at: keyOffset)
-                }
-                keyStack.append(span)
-                if keyStack.count - firstKey > JSONObject.indexThreshold {
-                    seen = Set(keyStack[firstKey...].map { decode($0) })
+                if repeatsKey(span, since: firstKey) { throw duplicateKey(decode(span), at: keyOffset) }
+                pushKey(span)
+                if keyCount - firstKey > JSONObject.indexThreshold {
+                    seen = Set((firstKey..<keyCount).map { decode(keys[$0]) })
                 }
             }
             try expectColon()
@@ -619,7 +669,34 @@ struct JSONReader {
     }
 
     /// Lexes a number; when `build` is false only checks it (including its range).
+    @inline(__always)
     mutating func parseNumber(build: Bool) throws(ParseFailure) -> JSONValue {
+        // The usual case first: an integer of at most 18 digits, which cannot overflow.
+        var p = pos
+        let negative = base[p] == UInt8(ascii: "-")
+        if negative { p += 1 }
+        let digits = p
+        var magnitude: Int64 = 0
+        while p < end && p - digits < 18 {
+            let d = base[p] &- UInt8(ascii: "0")
+            if d >= 10 { break }
+            magnitude = magnitude &* 10 &+ Int64(d)
+            p += 1
+        }
+        let count = p - digits
+        if count > 0 && (count == 1 || base[digits] != UInt8(ascii: "0")) && (p == end || !continuesNumber(base[p])) {
+            pos = p
+            return .int(negative ? -magnitude : magnitude)
+        }
+        return try parseNumberInFull(build: build)
+    }
+
+    @inline(__always)
+    func continuesNumber(_ c: UInt8) -> Bool {
+        isDigit(c) || c == UInt8(ascii: ".") || (c | 0x20) == UInt8(ascii: "e")
+    }
+
+    mutating func parseNumberInFull(build: Bool) throws(ParseFailure) -> JSONValue {
         let start = pos
         let negative = base[pos] == UInt8(ascii: "-")
         if negative { pos += 1 }

@@ -620,7 +620,7 @@ enum Evaluator {
     /// properties, patternProperties, additionalProperties and required.
     @inline(__always)
     static func evaluateMembers<S: ViolationSink>(
-        _ rule: ObjectRule, _ members: UnsafeBufferPointer<JSONObject.Element>, _ sink: inout S
+        _ rule: ObjectRule, _ members: UnsafeBufferPointer<JSONObject.Member>, _ sink: inout S
     ) -> Bool {
         var valid = true
         var requiredSeen = 0

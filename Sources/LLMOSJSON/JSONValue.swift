@@ -273,10 +273,10 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     public func hash(into hasher: inout Hasher) {
         // Order-independent, to agree with ==.
         var combined = 0
-        for (key, value) in pairs {
+        for member in pairs {
             var h = Hasher()
-            h.combine(key)
-            h.combine(value)
+            h.combine(member.key)
+            h.combine(member.value)
             combined ^= h.finalize()
         }
         hasher.combine(pairs.count)

@@ -31,12 +31,12 @@ import Testing
         _ = try Fixtures.install("echo", into: staging)
         try FileManager.default.moveItem(atPath: staging, toPath: watched + "/echo")
         guard eventually("echo to load", { kernel.driver(named: "echo") != nil }) else { return }
-        #expect(try kernel.call("echo.echo", input: "[42]").output == "[42]")
+        #expect(try kernel.call("echo.echo", input: #"{"n":42}"#).output == #"{"n":42}"#)
 
         // Removed: unloaded, and calls now get the unknown-tool answer.
         try FileManager.default.removeItem(atPath: watched + "/echo")
         guard eventually("echo to unload", { kernel.driver(named: "echo") == nil }) else { return }
-        #expect(expectError { try kernel.call("echo.echo", input: "[]") }.code == .notFound)
+        #expect(expectError { try kernel.call("echo.echo", input: "{}") }.code == .notFound)
         #expect(events.withLock { $0 }.contains { $0.hasPrefix("loaded echo") })
         #expect(events.withLock { $0 }.contains { $0.hasPrefix("unloaded echo") })
     }
@@ -96,7 +96,7 @@ import Testing
         try (try String(contentsOfFile: manifest, encoding: .utf8) + "\n# touched\n").write(toFile: manifest, atomically: true, encoding: .utf8)
         hotPlug.rescan()
         #expect(events.withLock { $0 }.first?.hasPrefix("reloaded echo") == true, "\(events.withLock { $0 })")
-        #expect(try kernel.call("echo.echo", input: "1").output == "1")
+        #expect(try kernel.call("echo.echo", input: #"{"n":1}"#).output == #"{"n":1}"#)
     }
 }
 

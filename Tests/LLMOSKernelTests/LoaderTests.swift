@@ -142,6 +142,6 @@ import Testing
         try kernel.load(manifestAt: manifest)
         let info = try kernel.reload("echo")
         #expect(info.name == "echo")
-        #expect(try kernel.call("echo.echo", input: "[1]").output == "[1]")
+        #expect(try kernel.call("echo.echo", input: #"{"y":[1]}"#).output == #"{"y":[1]}"#)
     }
 }

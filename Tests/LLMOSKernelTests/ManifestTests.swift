@@ -170,3 +170,51 @@ import Testing
         #expect(NearestNames.suggestion(for: "zzzzzz", in: ["calc.add"]) == "")
     }
 }
+
+@Suite struct ManifestRuleTests {
+    func errorText(_ text: String) -> String {
+        expectError { try ManifestParser.parse(text: text, file: "/m/demo.yaml") }.message
+    }
+
+    @Test func toolInputMustBeAnObjectSchema() {
+        let text = ManifestTests.minimal.replacingOccurrences(of: "input_schema: {type: object, properties: {name: {type: string}}, required: [name]}", with: "input_schema: {type: array}")
+        #expect(errorText(text).contains("tools[0].input_schema.type: a tool's input schema must have type: object"))
+    }
+
+    @Test func emptyNamesDescriptionsAndPatterns() {
+        #expect(errorText(ManifestTests.minimal.replacingOccurrences(of: "name: demo", with: "name: \"\"")).contains("name: \"\" is not a valid driver name"))
+        #expect(errorText(ManifestTests.minimal.replacingOccurrences(of: "description: Say hello.", with: "description: \" \"")).contains("must not be empty: a model chooses tools by their descriptions"))
+        #expect(errorText(ManifestTests.minimal + "\ncapabilities: {kv: \"\"}\n").contains("capabilities.kv: an empty pattern matches nothing"))
+        #expect(errorText(ManifestTests.minimal.replacingOccurrences(of: "library: {path: libdemo.so}", with: "library: {path: libdemo.so, entry: 1abc}")).contains("is not a C symbol name"))
+    }
+
+    @Test func nullOptionalSectionsMeanAbsent() throws {
+        let m = try ManifestParser.parse(text: ManifestTests.minimal + "\nlimits:\ncapabilities:\n$schema: ../sdk/schemas/manifest.schema.json\n", file: "/m/demo.yaml")
+        #expect(m.limits == Limits())
+        #expect(m.warnings.isEmpty)
+    }
+
+    @Test func unknownClassOperationsWarn() throws {
+        let text = ManifestTests.minimal.replacingOccurrences(of: "class: tool", with: "class: cpu")
+            .replacingOccurrences(of: "tools:", with: "operations:")
+            .replacingOccurrences(of: "- name: hello", with: "- name: complete\n    description: Complete.\n  - name: cont_tokens")
+        let m = try ManifestParser.parse(text: text, file: "/m/demo.yaml")
+        #expect(m.warnings.contains { $0.message.contains("\"cont_tokens\" is not an operation of the cpu class") })
+    }
+
+    /// The schema editors use and the parser must agree on the manifests we ship.
+    @Test func shippedManifestsMatchTheManifestSchema() throws {
+        let schemaText = try String(contentsOfFile: Paths.repoRoot + "/sdk/schemas/manifest.schema.json", encoding: .utf8)
+        let schema = try JSONSchema(try JSON.parse(schemaText))
+        var files = DriverSearchPath.manifests(in: Paths.manifests)
+        files += try FileManager.default.contentsOfDirectory(atPath: Paths.fixtures).filter { $0.hasSuffix(".yaml") }.map { Paths.fixtures + "/" + $0 }
+        for file in files {
+            let document = try ManifestParser.document(file: file)
+            let violations = schema.validate(document)
+            #expect(violations.isEmpty, "\(file): \(violations)")
+        }
+        // And a manifest the parser refuses is refused by the schema too.
+        let bad = try JSON.parse(#"{"manifest_version": 1, "name": "x", "version": "1", "class": "tool", "abi": {"major": 1}, "library": {"path": "l.so"}, "capabilities": {"fs.reed": true}, "tools": [{"name": "t", "description": "d", "input_schema": {"type": "object"}}]}"#)
+        #expect(!schema.validate(bad).isEmpty)
+    }
+}

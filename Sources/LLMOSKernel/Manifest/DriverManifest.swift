@@ -84,6 +84,16 @@ public struct DeviceClass: RawRepresentable, Hashable, Sendable, CustomStringCon
         }
     }
 
+    /// Every operation the class's contract defines (sdk/schemas/classes/); tools are free-form.
+    public var knownOperations: [String] {
+        switch self {
+        case .cpu: return ["complete", "count_tokens", "embed", "info"]
+        case .memory: return ["append", "assemble", "evict", "recall", "stats"]
+        case .storage: return ["put", "search", "get", "delete", "collections", "stats"]
+        default: return []
+        }
+    }
+
     /// The manifest key that lists the class's callable entries.
     public var operationsKey: String { self == .tool ? "tools" : "operations" }
     public var description: String { rawValue }

@@ -13,7 +13,7 @@ public enum ManifestParser {
 
     static let topLevelKeys: Set<String> = [
         "manifest_version", "name", "version", "class", "description", "abi", "library", "isolation",
-        "threading", "capabilities", "limits", "config", "tools", "operations",
+        "threading", "capabilities", "limits", "config", "tools", "operations", "$schema",
     ]
 
     public static func parse(file path: String) throws(LLMOSError) -> DriverManifest {
@@ -35,7 +35,7 @@ public enum ManifestParser {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                throw invalid(file, [diag(file, "", nil, "the manifest is empty; expected a mapping with manifest_version, name, class, library and tools")])
+                throw invalid(file, [diag(file, "", nil, "the manifest is empty; expected a mapping with manifest_version, name, version, class, abi, library and tools (see docs/MANIFEST.md)")])
             }
             root = node
         } catch let error as LLMOSError {
@@ -162,6 +162,8 @@ extension ManifestParser {
         /// The resolved tag (str, int, float, bool, null) of a scalar.
         func tagName(_ scalar: Node.Scalar) -> Tag.Name { Tag.Name(rawValue: Node.scalar(scalar).tag.rawValue) }
 
+        func isNull(_ node: Node) -> Bool { isType(node, .null) }
+
         func isType(_ node: Node, _ name: Tag.Name) -> Bool {
             guard case .scalar(let scalar) = node else { return false }
             return tagName(scalar) == name
@@ -268,14 +270,16 @@ extension ManifestParser {
                 error("manifest_version", root, "missing; expected manifest_version: \(ManifestParser.supportedManifestVersion)")
             }
 
-            let name = string(fields["name"], "name", parent: root) ?? ""
-            if fields["name"] != nil, !name.isEmpty, !Self.isValidName(name) {
+            let rawName = string(fields["name"], "name", parent: root)
+            let name = rawName ?? ""
+            if rawName != nil, !Self.isValidName(name) {
                 error("name", fields["name"], "\"\(name)\" is not a valid driver name: use lowercase letters, digits and _ (starting with a letter, at most 64 characters)")
             }
             let version = string(fields["version"], "version", parent: root) ?? ""
+            if fields["version"] != nil && version.isEmpty { error("version", fields["version"], "must not be empty; expected a version such as 1.0.0") }
             let description = string(fields["description"], "description", required: false) ?? ""
 
-            var deviceClass = DeviceClass.tool
+            var deviceClass = fields["operations"] != nil && fields["tools"] == nil ? DeviceClass.cpu : DeviceClass.tool
             if let raw = string(fields["class"], "class", parent: root) {
                 deviceClass = DeviceClass(rawValue: raw)
                 if !DeviceClass.known.contains(deviceClass) {
@@ -346,7 +350,7 @@ extension ManifestParser {
                     }
                 case "entry":
                     if let e = string(value, "library.entry") {
-                        if e.isEmpty || !e.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }) {
+                        if e.isEmpty || (e.utf8.first.map { $0 >= 48 && $0 <= 57 } ?? false) || !e.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }) {
                             error("library.entry", value, "\"\(e)\" is not a C symbol name")
                         }
                         spec.entry = e
@@ -383,6 +387,7 @@ extension ManifestParser {
                 case .scalar(let s) where tagName(s) == .bool:
                     if value.bool == true { requests.set(key, .any) }
                 case .scalar(let s) where tagName(s) == .str:
+                    if s.string.isEmpty { error(field, value, "an empty pattern matches nothing; use true, false or a pattern") }
                     requests.set(key, .patterns([s.string]))
                 case .sequence(let items):
                     var patterns: [String] = []
@@ -402,7 +407,7 @@ extension ManifestParser {
 
         mutating func limitsSpec(_ node: Node?) -> Limits {
             var limits = Limits()
-            guard let node, let pairs = mapping(node, "limits") else { return limits }
+            guard let node, !isNull(node), let pairs = mapping(node, "limits") else { return limits }
             for (key, value) in pairs {
                 switch key {
                 case "timeout_ms": if let v = integer(value, "limits.timeout_ms", range: 1...86_400_000) { limits.timeoutMs = v }
@@ -445,18 +450,29 @@ extension ManifestParser {
                         warn("\(field).\(k)", v, k == "ffi" ? "ffi tools are not supported by this host yet; ignored" : "unknown key, ignored")
                     }
                 }
-                let name = string(f["name"], "\(field).name", parent: item) ?? ""
-                if f["name"] != nil && !name.isEmpty && !Self.isValidName(name) {
+                let rawName = string(f["name"], "\(field).name", parent: item)
+                let name = rawName ?? ""
+                if rawName != nil && !Self.isValidName(name) {
                     error("\(field).name", f["name"], "\"\(name)\" is not a valid name: use lowercase letters, digits and _ (starting with a letter)")
                 }
                 if !name.isEmpty && !names.insert(name).inserted {
                     error("\(field).name", f["name"], "\"\(name)\" is declared twice")
                 }
                 let description = string(f["description"], "\(field).description", parent: item) ?? ""
-                let input = schema(f["input_schema"], "\(field).input_schema", parent: item, required: true) ?? .object([:])
+                if f["description"] != nil && description.trimmingCharacters(in: .whitespaces).isEmpty {
+                    error("\(field).description", f["description"], "must not be empty: a model chooses tools by their descriptions")
+                }
+                let isTool = deviceClass == .tool
+                let input = schema(f["input_schema"], "\(field).input_schema", parent: item, required: isTool) ?? .object([:])
+                if isTool, f["input_schema"] != nil, case .object(let object) = input, object["type"] != .string("object") {
+                    error("\(field).input_schema.type", f["input_schema"], "a tool's input schema must have type: object (tool-calling models pass arguments as an object)")
+                }
+                if !isTool, !name.isEmpty, !deviceClass.knownOperations.contains(name) {
+                    warn("\(field).name", f["name"], "\"\(name)\" is not an operation of the \(deviceClass) class (known: \(deviceClass.knownOperations.joined(separator: ", "))); the kernel will never call it")
+                }
                 let output = schema(f["output_schema"], "\(field).output_schema", parent: item, required: false)
                 var hints = OperationHints()
-                if let h = f["hints"], let hp = mapping(h, "\(field).hints") {
+                if let h = f["hints"], !isNull(h), let hp = mapping(h, "\(field).hints") {
                     for (k, v) in hp {
                         let hf = "\(field).hints.\(k)"
                         switch k {
