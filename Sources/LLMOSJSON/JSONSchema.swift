@@ -606,7 +606,7 @@ enum Evaluator {
     static func evaluateObject<S: ViolationSink>(_ rule: ObjectRule, _ object: JSONObject, _ sink: inout S) -> Bool {
         // Borrow the members as a buffer: iterating the array itself costs reference counting.
         let membersValid = object.pairs.withUnsafeBufferPointer { members in
-            evaluateMembers(rule, members, &sink)
+            evaluateMembers(rule, object, members, &sink)
         }
         if !membersValid && (!S.collects || sink.isFull) { return false }
         var valid = membersValid
@@ -620,7 +620,7 @@ enum Evaluator {
     /// properties, patternProperties, additionalProperties and required.
     @inline(__always)
     static func evaluateMembers<S: ViolationSink>(
-        _ rule: ObjectRule, _ members: UnsafeBufferPointer<JSONObject.Member>, _ sink: inout S
+        _ rule: ObjectRule, _ object: JSONObject, _ members: UnsafeBufferPointer<JSONObject.Member>, _ sink: inout S
     ) -> Bool {
         var valid = true
         var requiredSeen = 0
@@ -662,13 +662,9 @@ enum Evaluator {
             }
         }
         if requiredSeen < rule.requiredInProperties || rule.hasRequiredElsewhere {
-            func present(_ name: String) -> Bool {
-                for m in 0..<members.count where members[m].key == name { return true }
-                return false
-            }
             if !S.collects && requiredSeen < rule.requiredInProperties { return false }
             // Collecting: report every missing name in schema order; else only the undeclared ones remain to check.
-            for name in (S.collects ? rule.required : rule.requiredElsewhere) where !present(name) {
+            for name in (S.collects ? rule.required : rule.requiredElsewhere) where object.position(of: name) == nil {
                 sink.add("required", "missing required field \"\(name)\"")
                 if !S.collects || sink.isFull { return false }
                 valid = false

@@ -9,154 +9,233 @@
 extension JSONValue {
     /// The JSON text: compact by default; `pretty` indents by two spaces with `"key": value`.
     public func serialized(pretty: Bool = false) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        if pretty {
-            JSONWriter.writePretty(self, indent: 0, into: &out)
-        } else {
-            JSONWriter.write(self, into: &out)
-        }
-        return String(decoding: out, as: UTF8.self)
+        JSONWriter.withBytes(of: self, pretty: pretty) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Appends the compact JSON text as UTF-8.
     public func serialize(into bytes: inout [UInt8]) {
-        JSONWriter.write(self, into: &bytes)
+        JSONWriter.withBytes(of: self, pretty: false) { bytes.append(contentsOf: $0) }
     }
 }
 
+/// A growable byte buffer that starts on the stack. Appending to `[UInt8]` byte by byte
+/// costs a uniqueness check and a capacity check each time; this costs one compare.
+struct ByteBuffer {
+    var base: UnsafeMutablePointer<UInt8>
+    var count = 0
+    var capacity: Int
+    var onHeap = false
+
+    init(scratch: UnsafeMutableBufferPointer<UInt8>) {
+        base = scratch.baseAddress!
+        capacity = scratch.count
+    }
+
+    @inline(__always)
+    mutating func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    mutating func grow(_ needed: Int) {
+        let newCapacity = max(capacity * 2, needed)
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        grown.initialize(from: base, count: count)
+        if onHeap { base.deallocate() }
+        base = grown
+        capacity = newCapacity
+        onHeap = true
+    }
+
+    mutating func release() {
+        if onHeap { base.deallocate() }
+        onHeap = false
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func append(_ a: UInt8, _ b: UInt8) {
+        reserve(2)
+        base[count] = a
+        base[count + 1] = b
+        count += 2
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        (base + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func append(_ text: StaticString) {
+        append(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+}
+
 enum JSONWriter {
-    static func write(_ value: JSONValue, into out: inout [UInt8]) {
+    static func withBytes<R>(of value: JSONValue, pretty: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { scratch in
+            var out = ByteBuffer(scratch: scratch)
+            defer { out.release() }
+            if pretty {
+                writePretty(value, indent: 0, into: &out)
+            } else {
+                write(value, into: &out)
+            }
+            return body(out.bytes)
+        }
+    }
+
+    static func write(_ value: JSONValue, into out: inout ByteBuffer) {
         switch value {
-        case .null: append("null", to: &out)
-        case .bool(let b): append(b ? "true" : "false", to: &out)
+        case .null: out.append("null")
+        case .bool(let b): out.append(b ? "true" : "false")
         case .int(let i): writeInt(i, into: &out)
         case .double(let d): writeDouble(d, into: &out)
         case .string(let s): writeString(s, into: &out)
         case .array(let elements):
             out.append(0x5B)
-            var first = true
-            for element in elements {
-                if !first { out.append(0x2C) }
-                first = false
-                write(element, into: &out)
+            for i in elements.indices {
+                if i > 0 { out.append(0x2C) }
+                write(elements[i], into: &out)
             }
             out.append(0x5D)
         case .object(let object):
             out.append(0x7B)
-            var first = true
-            for (key, member) in object {
-                if !first { out.append(0x2C) }
-                first = false
-                writeString(key, into: &out)
+            for i in object.pairs.indices {
+                if i > 0 { out.append(0x2C) }
+                writeString(object.pairs[i].key, into: &out)
                 out.append(0x3A)
-                write(member, into: &out)
+                write(object.pairs[i].value, into: &out)
             }
             out.append(0x7D)
         }
     }
 
-    static func writePretty(_ value: JSONValue, indent: Int, into out: inout [UInt8]) {
+    static func writePretty(_ value: JSONValue, indent: Int, into out: inout ByteBuffer) {
         switch value {
         case .array(let elements) where !elements.isEmpty:
             out.append(0x5B)
-            for (i, element) in elements.enumerated() {
-                out.append(contentsOf: i == 0 ? [0x0A] : [0x2C, 0x0A])
-                writeIndent(indent + 1, into: &out)
-                writePretty(element, indent: indent + 1, into: &out)
+            for i in elements.indices {
+                if i > 0 { out.append(0x2C) }
+                newline(indent + 1, into: &out)
+                writePretty(elements[i], indent: indent + 1, into: &out)
             }
-            out.append(0x0A)
-            writeIndent(indent, into: &out)
+            newline(indent, into: &out)
             out.append(0x5D)
         case .object(let object) where !object.isEmpty:
             out.append(0x7B)
-            var first = true
-            for (key, member) in object {
-                out.append(contentsOf: first ? [0x0A] : [0x2C, 0x0A])
-                first = false
-                writeIndent(indent + 1, into: &out)
-                writeString(key, into: &out)
-                out.append(contentsOf: [0x3A, 0x20])
-                writePretty(member, indent: indent + 1, into: &out)
+            for i in object.pairs.indices {
+                if i > 0 { out.append(0x2C) }
+                newline(indent + 1, into: &out)
+                writeString(object.pairs[i].key, into: &out)
+                out.append(0x3A, 0x20)
+                writePretty(object.pairs[i].value, indent: indent + 1, into: &out)
             }
-            out.append(0x0A)
-            writeIndent(indent, into: &out)
+            newline(indent, into: &out)
             out.append(0x7D)
         default:
             write(value, into: &out)
         }
     }
 
-    @inline(__always)
-    static func writeIndent(_ level: Int, into out: inout [UInt8]) {
-        out.append(contentsOf: repeatElement(0x20, count: 2 * level))
+    static func newline(_ level: Int, into out: inout ByteBuffer) {
+        out.reserve(1 + 2 * level)
+        out.base[out.count] = 0x0A
+        (out.base + out.count + 1).update(repeating: 0x20, count: 2 * level)
+        out.count += 1 + 2 * level
     }
 
-    @inline(__always)
-    static func append(_ text: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    static func writeInt(_ value: Int64, into out: inout [UInt8]) {
+    static func writeInt(_ value: Int64, into out: inout ByteBuffer) {
         if value >= 0 && value < 10 {
             out.append(UInt8(value) &+ 0x30)
             return
         }
+        // At most 19 digits and a sign: write them backwards into the reserved space, then shift.
+        out.reserve(20)
         var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits and a sign
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var i = buffer.count
-            repeat {
-                i -= 1
-                buffer[i] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
-                magnitude /= 10
-            } while magnitude != 0
-            if value < 0 {
-                i -= 1
-                buffer[i] = 0x2D
-            }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        var digits = 0
+        var m = magnitude
+        repeat {
+            digits += 1
+            m /= 10
+        } while m != 0
+        if value < 0 {
+            out.base[out.count] = 0x2D
+            out.count += 1
         }
+        var i = out.count + digits
+        repeat {
+            i -= 1
+            out.base[i] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
+            magnitude /= 10
+        } while magnitude != 0
+        out.count += digits
     }
 
-    static func writeDouble(_ value: Double, into out: inout [UInt8]) {
+    static func writeDouble(_ value: Double, into out: inout ByteBuffer) {
         guard value.isFinite else {
-            append("null", to: &out)
+            out.append("null")
             return
         }
         // Shortest round-trip digits; the forms it produces ("1.5", "1e-07", "1e+16", "-0.0")
         // are all valid JSON numbers.
-        out.append(contentsOf: value.description.utf8)
+        var text = value.description
+        text.withUTF8 { out.append($0) }
     }
 
-    static func writeString(_ string: String, into out: inout [UInt8]) {
-        out.append(0x22)
+    static func writeString(_ string: String, into out: inout ByteBuffer) {
         var string = string
         string.withUTF8 { bytes in
-            var runStart = 0
-            for i in 0..<bytes.count {
-                let c = bytes[i]
-                guard c < 0x20 || c == 0x22 || c == 0x5C else { continue }
-                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
-                runStart = i + 1
-                switch c {
-                case 0x22: out.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-                case 0x08: out.append(contentsOf: [0x5C, UInt8(ascii: "b")])
-                case 0x0C: out.append(contentsOf: [0x5C, UInt8(ascii: "f")])
-                case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-                default:
-                    let hexDigits: StaticString = "0123456789abcdef"
-                    let h = hexDigits.utf8Start
-                    out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, h[Int(c >> 4)], h[Int(c & 0xF)]])
-                }
+            // Most strings need no escaping: check, then copy them whole.
+            var clean = true
+            for c in bytes where c < 0x20 || c == 0x22 || c == 0x5C {
+                clean = false
+                break
             }
-            if runStart < bytes.count {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
+            out.reserve(bytes.count + 2)
+            out.base[out.count] = 0x22
+            out.count += 1
+            if clean {
+                out.append(bytes)
+            } else {
+                writeEscaped(bytes, into: &out)
+            }
+            out.append(0x22)
+        }
+    }
+
+    static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout ByteBuffer) {
+        var runStart = 0
+        for i in 0..<bytes.count {
+            let c = bytes[i]
+            guard c < 0x20 || c == 0x22 || c == 0x5C else { continue }
+            if runStart < i { out.append(UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+            runStart = i + 1
+            switch c {
+            case 0x22: out.append(0x5C, 0x22)
+            case 0x5C: out.append(0x5C, 0x5C)
+            case 0x08: out.append(0x5C, UInt8(ascii: "b"))
+            case 0x0C: out.append(0x5C, UInt8(ascii: "f"))
+            case 0x0A: out.append(0x5C, UInt8(ascii: "n"))
+            case 0x0D: out.append(0x5C, UInt8(ascii: "r"))
+            case 0x09: out.append(0x5C, UInt8(ascii: "t"))
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                out.append("\\u00")
+                out.append(hex.utf8Start[Int(c >> 4)], hex.utf8Start[Int(c & 0xF)])
             }
         }
-        out.append(0x22)
+        if runStart < bytes.count { out.append(UnsafeBufferPointer(rebasing: bytes[runStart...])) }
     }
 }

@@ -198,7 +198,7 @@ public final class Kernel: @unchecked Sendable {
         try call(name, input: input.serialized(), options: options)
     }
 
-    func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallState?) throws(LLMOSError) -> CallResult {
+    func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallRef?) throws(LLMOSError) -> CallResult {
         let start = llmos_monotonic_ns()
         let name = tool.qualifiedName
         let driver = tool.driver
@@ -218,7 +218,7 @@ public final class Kernel: @unchecked Sendable {
 
                 let limitMs = min(options.timeoutMs ?? Int.max, driver.manifest.limits.timeoutMs)
                 var deadline = start &+ UInt64(limitMs) &* 1_000_000
-                if let parent { deadline = min(deadline, parent.deadlineNs) }
+                if let parent { deadline = min(deadline, parent.pointee.deadlineNs) }
 
                 if let lock = driver.serialLock {
                     if parent?.chainContains(driver) == true {
@@ -231,10 +231,11 @@ public final class Kernel: @unchecked Sendable {
                 }
                 defer { driver.serialLock?.unlock() }
 
-                let state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress)
-                let status = withExtendedLifetime(state) {
-                    llmos_invoke_call(&driver.table, driver.instance, state.context, tool.operation, pointer, length)
+                var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress)
+                let status = withUnsafeMutablePointer(to: &state) { ref in
+                    llmos_invoke_call(&driver.table, driver.instance, ref.context, tool.operation, pointer, length)
                 }
+                state.release()
                 let end = llmos_monotonic_ns()
                 do throws(LLMOSError) {
                     let output = try finish(tool, state, status: status, end: end, limitMs: limitMs)
@@ -271,7 +272,7 @@ public final class Kernel: @unchecked Sendable {
     }
 
     /// Turns what the driver did into a result or an error, in a fixed order of blame.
-    private func finish(_ tool: ToolEntry, _ state: CallState, status: Int32, end: UInt64, limitMs: Int) throws(LLMOSError) -> String {
+    private func finish(_ tool: ToolEntry, _ state: borrowing CallState, status: Int32, end: UInt64, limitMs: Int) throws(LLMOSError) -> String {
         let name = tool.qualifiedName
         let limits = tool.driver.manifest.limits
         if let rejected = state.outputRejectedBytes {
@@ -295,7 +296,9 @@ public final class Kernel: @unchecked Sendable {
         guard let output = state.output else {
             throw LLMOSError(.invalidOutput, "\(name): the driver returned without a result (it never called set_output)")
         }
-        let problem: LLMOSError? = output.withUnsafeBytes { bytes in
+        var text = output
+        let problem: LLMOSError? = text.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
             guard let schema = tool.outputSchema else {
                 return JSON.syntaxError(in: bytes).map { LLMOSError(.invalidOutput, "\(name): the driver's output is not valid JSON: \($0)") }
             }
@@ -308,7 +311,7 @@ public final class Kernel: @unchecked Sendable {
             return LLMOSError(.invalidOutput, "\(name): the driver's output does not match its output_schema: " + violations.map(\.message).joined(separator: "; "))
         }
         if let problem { throw problem }
-        return String(decoding: output, as: UTF8.self)
+        return text
     }
 }
 

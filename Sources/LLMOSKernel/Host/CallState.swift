@@ -10,69 +10,80 @@ public final class CancellationToken: Sendable {
     public var isCancelled: Bool { flag.load(ordering: .acquiring) }
 }
 
-/// Everything the kernel knows about one call while it runs. Its address is the
-/// `llmos_call_ctx *` the driver sees; it lives exactly as long as the call.
-final class CallState {
+/// Everything the kernel knows about one call while it runs. It lives on the
+/// caller's stack (no allocation per call); its address is the
+/// `llmos_call_ctx *` the driver sees, valid exactly as long as the call.
+struct CallState {
     let tool: ToolEntry
-    let parent: CallState?
+    /// The call that made this one through `tool.call`, on a frame below ours.
+    let parent: CallRef?
     let depth: Int
     /// CLOCK_MONOTONIC nanoseconds after which the call counts as timed out.
     let deadlineNs: UInt64
     let token: CancellationToken?
     let progress: (@Sendable (Double, String?) -> Void)?
 
-    var output: [UInt8]?
+    var output: String?
     var outputRejectedBytes: Int?
     var errorStatus: Int32 = 0
     var errorMessage: String?
     /// The last system call response, NUL-terminated, owned here until the next one.
     private var syscallResponse: UnsafeMutableBufferPointer<UInt8>?
 
-    init(tool: ToolEntry, parent: CallState?, deadlineNs: UInt64, token: CancellationToken?,
+    init(tool: ToolEntry, parent: CallRef?, deadlineNs: UInt64, token: CancellationToken?,
          progress: (@Sendable (Double, String?) -> Void)?) {
         self.tool = tool
         self.parent = parent
-        self.depth = (parent?.depth ?? -1) + 1
+        self.depth = (parent?.pointee.depth ?? -1) + 1
         self.deadlineNs = deadlineNs
         self.token = token
         self.progress = progress
     }
 
-    deinit { syscallResponse?.deallocate() }
-
-    var context: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
-
-    static func from(_ ctx: OpaquePointer?) -> CallState? {
-        guard let ctx else { return nil }
-        return Unmanaged<CallState>.fromOpaque(UnsafeRawPointer(ctx)).takeUnretainedValue()
-    }
-
-    var isCancelled: Bool {
-        var state: CallState? = self
-        while let s = state {
-            if s.token?.isCancelled == true { return true }
-            state = s.parent
-        }
-        return llmos_monotonic_ns() > deadlineNs
-    }
-
-    /// Whether `driver` is already running somewhere up this call chain.
-    func chainContains(_ driver: LoadedDriver) -> Bool {
-        var state: CallState? = self
-        while let s = state {
-            if s.tool.driver === driver { return true }
-            state = s.parent
-        }
-        return false
+    /// Frees what the call held; called once when the call returns.
+    mutating func release() {
+        syscallResponse?.deallocate()
+        syscallResponse = nil
     }
 
     /// Keeps `bytes` (plus a NUL) alive until the next system call or the end of the call.
-    func holdResponse(_ bytes: [UInt8]) -> (UnsafePointer<CChar>, Int) {
+    mutating func holdResponse(_ bytes: [UInt8]) -> (UnsafePointer<CChar>, Int) {
         syscallResponse?.deallocate()
         let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count + 1)
         _ = buffer.initialize(from: bytes)
         buffer[bytes.count] = 0
         syscallResponse = buffer
         return (UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self), bytes.count)
+    }
+}
+
+/// A running call, as host functions and system calls see it.
+typealias CallRef = UnsafeMutablePointer<CallState>
+
+extension UnsafeMutablePointer where Pointee == CallState {
+    var context: OpaquePointer { OpaquePointer(self) }
+
+    static func from(_ ctx: OpaquePointer?) -> CallRef? {
+        ctx.map { CallRef($0) }
+    }
+
+    /// Cancelled by the caller (or any caller up the chain), or past the deadline.
+    var isCancelled: Bool {
+        var state: CallRef? = self
+        while let s = state {
+            if s.pointee.token?.isCancelled == true { return true }
+            state = s.pointee.parent
+        }
+        return llmos_monotonic_ns() > pointee.deadlineNs
+    }
+
+    /// Whether `driver` is already running somewhere up this call chain.
+    func chainContains(_ driver: LoadedDriver) -> Bool {
+        var state: CallRef? = self
+        while let s = state {
+            if s.pointee.tool.driver === driver { return true }
+            state = s.pointee.parent
+        }
+        return false
     }
 }

@@ -27,50 +27,55 @@ enum HostFunctions {
 
     static let log: @convention(c) (UnsafePointer<llmos_host>?, OpaquePointer?, Int32, UnsafePointer<CChar>?) -> Void = { host, ctx, level, message in
         guard let message, let driver = owner(of: host) else { return }
-        let tool = CallState.from(ctx)?.tool.qualifiedName
+        let tool = CallRef.from(ctx)?.pointee.tool.qualifiedName
         driver.record(KernelLogEntry(level: .init(clamping: level), source: driver.name, tool: tool, message: String(cString: message)))
     }
 
     static let setOutput: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, Int) -> llmos_status = { ctx, json, len in
-        guard let state = CallState.from(ctx), let json else { return LLMOS_ERR_INVALID_ARGUMENT }
-        if len > state.tool.driver.manifest.limits.maxOutputBytes {
-            state.output = nil
-            state.outputRejectedBytes = len
+        guard let state = CallRef.from(ctx), let json else { return LLMOS_ERR_INVALID_ARGUMENT }
+        if len > state.pointee.tool.driver.manifest.limits.maxOutputBytes {
+            state.pointee.output = nil
+            state.pointee.outputRejectedBytes = len
             return LLMOS_ERR_OUTPUT_TOO_LARGE
         }
-        state.output = Array(UnsafeRawBufferPointer(start: json, count: len).bindMemory(to: UInt8.self))
+        // One copy, straight into the String the caller receives (invalid UTF-8 is
+        // repaired here and then refused as invalid JSON by the output check).
+        state.pointee.output = String(unsafeUninitializedCapacity: len) { buffer in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(start: json, count: len))
+            return len
+        }
         return LLMOS_OK
     }
 
     static let setError: @convention(c) (OpaquePointer?, llmos_status, UnsafePointer<CChar>?) -> llmos_status = { ctx, code, message in
-        guard let state = CallState.from(ctx) else { return LLMOS_ERR_INVALID_ARGUMENT }
-        state.errorStatus = code == LLMOS_OK ? LLMOS_ERR_INTERNAL : code
-        state.errorMessage = message.map { String(cString: $0) }
+        guard let state = CallRef.from(ctx) else { return LLMOS_ERR_INVALID_ARGUMENT }
+        state.pointee.errorStatus = code == LLMOS_OK ? LLMOS_ERR_INTERNAL : code
+        state.pointee.errorMessage = message.map { String(cString: $0) }
         return LLMOS_OK
     }
 
     static let isCancelled: @convention(c) (OpaquePointer?) -> Int32 = { ctx in
-        guard let state = CallState.from(ctx) else { return 1 }
+        guard let state = CallRef.from(ctx) else { return 1 }
         return state.isCancelled ? 1 : 0
     }
 
     static let progress: @convention(c) (OpaquePointer?, Double, UnsafePointer<CChar>?) -> Void = { ctx, fraction, message in
-        guard let state = CallState.from(ctx), let report = state.progress else { return }
+        guard let state = CallRef.from(ctx), let report = state.pointee.progress else { return }
         report(fraction.isNaN ? -1 : min(fraction, 1), message.map { String(cString: $0) })
     }
 
     static let syscall: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<UnsafePointer<CChar>?>?, UnsafeMutablePointer<Int>?) -> llmos_status = { ctx, service, request, length, response, responseLength in
         guard let response, let responseLength else { return LLMOS_ERR_INVALID_ARGUMENT }
-        guard let state = CallState.from(ctx) else {
+        guard let state = CallRef.from(ctx) else {
             response.pointee = nil
             responseLength.pointee = 0
             return LLMOS_ERR_INVALID_ARGUMENT
         }
         let name = service.map { String(cString: $0) } ?? ""
         let requestBytes = request.map { UnsafeRawBufferPointer(start: $0, count: length) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        let (status, bytes) = state.tool.driver.kernel?.syscalls.handle(service: name, request: requestBytes, caller: state)
+        let (status, bytes) = state.pointee.tool.driver.kernel?.syscalls.handle(service: name, request: requestBytes, caller: state)
             ?? (LLMOS_ERR_UNAVAILABLE, SyscallTable.errorBody(.unavailable, "the kernel is shutting down"))
-        let (pointer, count) = state.holdResponse(bytes)
+        let (pointer, count) = state.pointee.holdResponse(bytes)
         response.pointee = pointer
         responseLength.pointee = count
         return status

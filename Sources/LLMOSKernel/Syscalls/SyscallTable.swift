@@ -10,7 +10,7 @@ struct SyscallTable {
     unowned let kernel: Kernel
 
     /// A service: the caller, its parsed request, and the JSON answer as bytes.
-    typealias Handler = @Sendable (SyscallTable, CallState, JSONValue) throws(LLMOSError) -> [UInt8]
+    typealias Handler = @Sendable (SyscallTable, CallRef, JSONValue) throws(LLMOSError) -> [UInt8]
 
     static let maxRequestBytes = 16 << 20
     static let maxKeyBytes = 1024
@@ -28,8 +28,8 @@ struct SyscallTable {
     static var services: [String] { handlers.keys.sorted() }
 
     /// Runs one system call; never throws across the C boundary.
-    func handle(service: String, request: UnsafeRawBufferPointer, caller: CallState) -> (Int32, [UInt8]) {
-        let driver = caller.tool.driver.name
+    func handle(service: String, request: UnsafeRawBufferPointer, caller: CallRef) -> (Int32, [UInt8]) {
+        let driver = caller.pointee.tool.driver.name
         guard let handler = Self.handlers[service] else {
             let error = LLMOSError(.unsupported, "\(driver): no system call \"\(service)\"" + NearestNames.suggestion(for: service, in: Self.services) + "; the host offers \(Self.services.joined(separator: ", "))")
             return (error.code.abiStatus, Self.errorBody(error))
@@ -64,8 +64,8 @@ struct SyscallTable {
 
     // MARK: Checks
 
-    private func require(_ caller: CallState, _ capability: String, _ resource: String, _ service: String) throws(LLMOSError) {
-        let manifest = caller.tool.driver.manifest
+    private func require(_ caller: CallRef, _ capability: String, _ resource: String, _ service: String) throws(LLMOSError) {
+        let manifest = caller.pointee.tool.driver.manifest
         guard manifest.capabilities.covers(capability, resource) else {
             let requested = manifest.capabilities[capability] == nil
                 ? "its manifest does not request the \(capability) capability"
@@ -86,44 +86,44 @@ struct SyscallTable {
 
     // MARK: Services
 
-    private func log(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+    private func log(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let message = try string(request, "message", "log", maxBytes: 64 << 10)
         let levelName = request["level"]?.stringValue ?? "info"
         guard let level = KernelLogEntry.Level.allCases.first(where: { $0.name == levelName }) else {
             throw LLMOSError(.invalidArgument, "log: level must be one of debug, info, warn, error; got \"\(levelName)\"")
         }
-        caller.tool.driver.record(KernelLogEntry(level: level, source: caller.tool.driver.name, tool: caller.tool.qualifiedName, message: message))
+        caller.pointee.tool.driver.record(KernelLogEntry(level: level, source: caller.pointee.tool.driver.name, tool: caller.pointee.tool.qualifiedName, message: message))
         return .object([:])
     }
 
-    private func kvGet(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+    private func kvGet(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let key = try string(request, "key", "kv.get", maxBytes: Self.maxKeyBytes)
         try require(caller, "kv", key, "kv.get")
-        let value = try kernel.configuration.keyValueStore.get(namespace: caller.tool.driver.name, key: key)
+        let value = try kernel.configuration.keyValueStore.get(namespace: caller.pointee.tool.driver.name, key: key)
         return ["found": .bool(value != nil), "value": value.map(JSONValue.string) ?? .null]
     }
 
-    private func kvPut(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+    private func kvPut(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let key = try string(request, "key", "kv.put", maxBytes: Self.maxKeyBytes)
         let value = try string(request, "value", "kv.put", maxBytes: Self.maxValueBytes)
         try require(caller, "kv", key, "kv.put")
-        try kernel.configuration.keyValueStore.put(namespace: caller.tool.driver.name, key: key, value: value)
+        try kernel.configuration.keyValueStore.put(namespace: caller.pointee.tool.driver.name, key: key, value: value)
         return ["ok": true]
     }
 
-    private func kvDelete(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+    private func kvDelete(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let key = try string(request, "key", "kv.delete", maxBytes: Self.maxKeyBytes)
         try require(caller, "kv", key, "kv.delete")
-        return ["deleted": .bool(try kernel.configuration.keyValueStore.delete(namespace: caller.tool.driver.name, key: key))]
+        return ["deleted": .bool(try kernel.configuration.keyValueStore.delete(namespace: caller.pointee.tool.driver.name, key: key))]
     }
 
     /// A driver calling another tool: the same checks as any call, plus the
     /// caller's tool.call request and a depth limit against runaway recursion.
-    private func toolCall(_ caller: CallState, _ request: JSONValue) throws(LLMOSError) -> String {
+    private func toolCall(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> String {
         let name = try string(request, "tool", "tool.call", maxBytes: 256)
         try require(caller, "tool.call", name, "tool.call")
-        guard caller.depth + 1 <= kernel.configuration.maxCallDepth else {
-            throw LLMOSError(.resourceExhausted, "tool.call of \(name): call depth limit of \(kernel.configuration.maxCallDepth) reached (\(caller.tool.qualifiedName) is \(caller.depth + 1) calls deep)")
+        guard caller.pointee.depth + 1 <= kernel.configuration.maxCallDepth else {
+            throw LLMOSError(.resourceExhausted, "tool.call of \(name): call depth limit of \(kernel.configuration.maxCallDepth) reached (\(caller.pointee.tool.qualifiedName) is \(caller.pointee.depth + 1) calls deep)")
         }
         guard let tool = kernel.lookup(name) else { throw kernel.unknownToolError(name) }
         let input = request["input"] ?? .object([:])
