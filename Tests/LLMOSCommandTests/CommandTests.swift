@@ -221,3 +221,45 @@ func shell(_ command: String, in directory: String) throws -> (status: Int32, ou
         #expect(r.stdout.contains("did you mean calc.add?"))
     }
 }
+
+@Suite struct WatchCommandTests {
+    /// `llmos watch` as a user runs it: a long-lived host that prints what it loads and unloads.
+    @Test func watchLoadsAndUnloadsDriversAsTheyAppear() throws {
+        let llmos = LLMOS()
+        let watched = NSTemporaryDirectory() + "llmos-watch-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: LLMOS.executable)
+        process.arguments = ["watch", "--drivers", watched]
+        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOME"] = llmos.home
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        var seen = ""
+        func waitFor(_ text: String) -> Bool {
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline && !seen.contains(text) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { usleep(20_000) } else { seen += String(decoding: chunk, as: UTF8.self) }
+            }
+            return seen.contains(text)
+        }
+        #expect(waitFor("watching"), "\(seen)")
+        // Install the calc driver into the watched folder, as `drivers install` would.
+        let staging = watched + "/.staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let buildDir = (LLMOS.executable as NSString).deletingLastPathComponent
+        try FileManager.default.copyItem(atPath: buildDir + "/libllmos_calc.so", toPath: staging + "/libllmos_calc.so")
+        try FileManager.default.copyItem(atPath: LLMOS.repoRoot + "/manifests/calc.yaml", toPath: staging + "/calc.yaml")
+        try FileManager.default.moveItem(atPath: staging, toPath: watched + "/calc")
+        #expect(waitFor("loaded calc from \(watched)/calc/calc.yaml"), "\(seen)")
+        try FileManager.default.removeItem(atPath: watched + "/calc")
+        #expect(waitFor("unloaded calc"), "\(seen)")
+    }
+}

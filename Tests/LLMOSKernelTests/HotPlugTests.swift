@@ -159,3 +159,29 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct SwiftLibraryReloadTests {
+    /// A Swift driver's image is never unmapped (the Swift runtime points into it), so a
+    /// rebuilt library at the same path must come from a private copy, not the old image.
+    @Test func aRebuiltSwiftDriverIsLoadedAnew() throws {
+        let dir = Paths.temporaryDirectory("swift-reload")
+        let library = dir + "/libllmos_text.so"
+        try FileManager.default.copyItem(atPath: Paths.buildDirectory + "/libllmos_text.so", toPath: library)
+        try FileManager.default.copyItem(atPath: Paths.manifests + "/text.yaml", toPath: dir + "/text.yaml")
+        let kernel = makeKernel()
+        try kernel.load(manifestAt: dir + "/text.yaml")
+        #expect(try kernel.call("text.reverse", input: #"{"text": "abc"}"#).output.contains("cba"))
+        try kernel.unload("text")
+
+        usleep(20_000)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: library))
+        try FileManager.default.removeItem(atPath: library)
+        try bytes.write(to: URL(fileURLWithPath: library))   // "rebuilt": a new file at the same path
+        try kernel.load(manifestAt: dir + "/text.yaml")
+        #expect(try kernel.call("text.reverse", input: #"{"text": "xyz"}"#).output.contains("zyx"))
+        // procfs files report size 0: read them as a stream, not by their size.
+        let maps = String(decoding: try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/self/maps")).readToEnd() ?? Data(), as: UTF8.self)
+        #expect(maps.contains("llmos-reload-") && maps.contains("libllmos_text.so"))
+        try kernel.unload("text")
+    }
+}

@@ -112,6 +112,22 @@ import Testing
         #expect(error.message.contains("the driver could not start (create returned invalid_argument)"), "\(error.message)")
     }
 
+    @Test func configReachesCreateAndSecretsStayOut() throws {
+        let kernel = makeKernel { $0.driverConfig["createfails"] = ["token": "s3cret-value"] }
+        let error = expectError { try kernel.load(manifestAt: try Fixtures.install("createfails")) }
+        #expect(error.message.contains("the configured token (12 bytes) was rejected"), "\(error.message)")
+        #expect(!error.message.contains("s3cret-value"))
+    }
+
+    @Test func configIsCheckedAgainstItsSchema() throws {
+        let withSchema: (String) -> String = { $0 + "\nconfig:\n  type: object\n  properties:\n    level: {type: integer, default: 3}\n  additionalProperties: false\n" }
+        try makeKernel().load(manifestAt: try Fixtures.install("echo", manifestEdit: withSchema))
+        let bad = makeKernel { $0.driverConfig["echo"] = ["levle": 2] }
+        let error = expectError { try bad.load(manifestAt: try Fixtures.install("echo", manifestEdit: withSchema)) }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.contains("does not match its config schema") && error.message.contains("levle"), "\(error.message)")
+    }
+
     @Test func processIsolationIsRefusedForNow() throws {
         let manifest = try Fixtures.install("echo") { $0.replacingOccurrences(of: "isolation: in-process", with: "isolation: process") }
         let error = expectError { try makeKernel().load(manifestAt: manifest) }

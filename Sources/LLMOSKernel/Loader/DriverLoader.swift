@@ -148,12 +148,30 @@ struct DriverLoader {
         }
     }
 
+    /// The driver's configuration: what the operator gave, with the schema's
+    /// defaults filled in, checked against the manifest's `config` schema.
+    private func configuration(for manifest: DriverManifest) throws(LLMOSError) -> JSONValue {
+        var config = kernel.configuration.driverConfig[manifest.name]?.objectValue ?? JSONObject()
+        guard let schemaValue = manifest.configSchema else { return .object(config) }
+        for (key, property) in schemaValue["properties"]?.objectValue ?? JSONObject() where config[key] == nil {
+            if let fallback = property["default"] { config[key] = fallback }
+        }
+        let violations: [JSONSchemaViolation]
+        do { violations = try JSONSchema(schemaValue).validate(.object(config)) } catch {
+            throw LLMOSError(.invalidManifest, "\(manifest.file): config: \(error)")
+        }
+        guard violations.isEmpty else {
+            throw LLMOSError(.invalidArgument, "\(manifest.file): the configuration given for \(manifest.name) does not match its config schema: " + violations.map(\.message).joined(separator: "; "))
+        }
+        return .object(config)
+    }
+
     private func create(_ driver: LoadedDriver) throws(LLMOSError) {
         var tools: [ToolEntry] = []
         for spec in driver.manifest.operations { tools.append(try ToolEntry(driver: driver, spec: spec)) }
         driver.tools = tools
         guard let create = driver.table.create else { return }
-        let config = kernel.configuration.driverConfig[driver.name] ?? JSONValue.object([:])
+        let config = try configuration(for: driver.manifest)
         var instance: UnsafeMutableRawPointer?
         let status = config.serialized().withCString { text in
             create(&driver.hostBlock.pointee.host, text, strlen(text), &instance)
