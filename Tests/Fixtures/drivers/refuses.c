@@ -3,27 +3,9 @@
  * logs why (with a NULL context, as llmos.h allows during loading) and
  * returns LLMOS_ERR_ABI because host->abi_minor < 99.
  */
-#include <llmos/llmos.h>
+#include "ping.h"
 
 #include <stdio.h>
-
-static llmos_status ping_create(const llmos_host *host, const char *config, size_t config_len, void **instance)
-{
-    (void)config;
-    (void)config_len;
-    *instance = (void *)host;
-    return LLMOS_OK;
-}
-
-static llmos_status ping_call(void *instance, llmos_call_ctx *ctx, const char *op,
-                              const char *input, size_t len)
-{
-    const llmos_host *host = (const llmos_host *)instance;
-    (void)op;
-    (void)input;
-    (void)len;
-    return host->set_output(ctx, "{\"ok\":true}", 11);
-}
 
 static const char *const operations[] = { "ping", NULL };
 

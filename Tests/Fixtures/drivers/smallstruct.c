@@ -3,25 +3,7 @@
  * smaller than LLMOS_DRIVER_MIN_SIZE: the loader must refuse it rather than
  * read fields the driver says it does not have.
  */
-#include <llmos/llmos.h>
-
-static llmos_status ping_create(const llmos_host *host, const char *config, size_t config_len, void **instance)
-{
-    (void)config;
-    (void)config_len;
-    *instance = (void *)host;
-    return LLMOS_OK;
-}
-
-static llmos_status ping_call(void *instance, llmos_call_ctx *ctx, const char *op,
-                              const char *input, size_t len)
-{
-    const llmos_host *host = (const llmos_host *)instance;
-    (void)op;
-    (void)input;
-    (void)len;
-    return host->set_output(ctx, "{\"ok\":true}", 11);
-}
+#include "ping.h"
 
 static const char *const operations[] = { "ping", NULL };
 
