@@ -195,14 +195,12 @@ struct JSONReader {
     struct StringSpan {
         var start: Int
         var end: Int
-        /// Plain ASCII with no escapes: bytes compare exactly as the decoded strings do.
+        /// Plain ASCII with no escapes: the raw bytes are the decoded string.
         var isPlainASCII: Bool
         var hasEscapes: Bool
     }
 
     typealias KeySpan = StringSpan
-
-    @inline(__always) func byte(_ i: Int) -> UInt8 { base[i] }
 
     @inline(__always)
     mutating func skipWhitespace() {
@@ -417,7 +415,7 @@ struct JSONReader {
         var pairs = ContiguousArray<JSONObject.Member>()
         pairs.reserveCapacity(4)
         // Small objects find duplicates among their key spans; large ones through the index.
-        var index: [String: Int]? = nil
+        var index: [JSONKey: Int]? = nil
         let firstKey = keyCount
         defer { keyCount = firstKey }
         repeat {
@@ -427,17 +425,17 @@ struct JSONReader {
             if index == nil {
                 if repeatsKey(span, since: firstKey) { throw duplicateKey(key, at: keyOffset) }
                 pushKey(span)
-            } else if index![key] != nil {
+            } else if index![JSONKey(key)] != nil {
                 throw duplicateKey(key, at: keyOffset)
             }
             try expectColon()
             let value = try parseValue()
             pairs.append(JSONObject.Member(key: key, value: value))
             if index != nil {
-                index![key] = pairs.count - 1
+                index![JSONKey(key)] = pairs.count - 1
             } else if pairs.count > JSONObject.indexThreshold {
-                var built = [String: Int](minimumCapacity: pairs.count * 2)
-                for (i, pair) in pairs.enumerated() { built[pair.key] = i }
+                var built = [JSONKey: Int](minimumCapacity: pairs.count * 2)
+                for (i, pair) in pairs.enumerated() { built[JSONKey(pair.key)] = i }
                 index = built
             }
         } while try memberSeparator()
@@ -460,17 +458,17 @@ struct JSONReader {
         let firstKey = keyCount
         defer { keyCount = firstKey }
         // Past a few keys, pairwise comparison gives way to a set.
-        var seen: Set<String>? = nil
+        var seen: Set<JSONKey>? = nil
         repeat {
             let keyOffset = pos
             let span = try scanString()
             if seen != nil {
-                if !seen!.insert(decode(span)).inserted { throw duplicateKey(decode(span), at: keyOffset) }
+                if !seen!.insert(JSONKey(decode(span))).inserted { throw duplicateKey(decode(span), at: keyOffset) }
             } else {
                 if repeatsKey(span, since: firstKey) { throw duplicateKey(decode(span), at: keyOffset) }
                 pushKey(span)
                 if keyCount - firstKey > JSONObject.indexThreshold {
-                    seen = Set((firstKey..<keyCount).map { decode(keys[$0]) })
+                    seen = Set((firstKey..<keyCount).map { JSONKey(decode(keys[$0])) })
                 }
             }
             try expectColon()
@@ -478,7 +476,7 @@ struct JSONReader {
         } while try memberSeparator()
     }
 
-    /// Key equality as `String` would judge it after decoding.
+    /// Whether two keys are the same string once decoded (by code points).
     func sameKey(_ a: KeySpan, _ b: KeySpan) -> Bool {
         if a.isPlainASCII && b.isPlainASCII {
             let n = a.end - a.start
@@ -490,7 +488,7 @@ struct JSONReader {
             }
             return true
         }
-        return decode(a) == decode(b)
+        return decode(a).utf8Equals(decode(b))
     }
 
     // MARK: Strings

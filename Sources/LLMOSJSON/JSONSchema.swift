@@ -207,12 +207,12 @@ struct TypeSet: OptionSet, Sendable {
 final class EnumRule: Sendable {
     let values: [JSONValue]
     /// When every value is a string and there are many, a set answers membership.
-    let strings: Set<String>?
+    let strings: Set<JSONKey>?
 
     init(_ values: [JSONValue]) {
         self.values = values
         if values.count > 8, values.allSatisfy({ $0.stringValue != nil }) {
-            strings = Set(values.compactMap(\.stringValue))
+            strings = Set(values.compactMap { $0.stringValue.map(JSONKey.init) })
         } else {
             strings = nil
         }
@@ -221,10 +221,10 @@ final class EnumRule: Sendable {
     func contains(_ value: JSONValue) -> Bool {
         if let strings {
             guard case .string(let s) = value else { return false }
-            return strings.contains(s)
+            return strings.contains(JSONKey(s))
         }
         if case .string(let s) = value {
-            for candidate in values { if case .string(let c) = candidate, c == s { return true } }
+            for candidate in values { if case .string(let c) = candidate, c.utf8Equals(s) { return true } }
             return false
         }
         return values.contains { $0.isEquivalent(to: value) }
@@ -316,6 +316,10 @@ final class ObjectRule: @unchecked Sendable {
 
     struct Property {
         let name: String
+        /// The UTF-8 length and first 8 bytes: two integer compares decide names of up to
+        /// 8 bytes (most field names) without comparing strings.
+        let length: Int
+        let prefix: UInt64
         let schema: NodeRef
         let required: Bool
     }
@@ -324,7 +328,7 @@ final class ObjectRule: @unchecked Sendable {
     /// reference counting.
     let properties: UnsafeMutableBufferPointer<Property>
     /// Name -> position in `properties`, only when there are too many names to scan.
-    let propertyIndex: [String: Int]?
+    let propertyIndex: [JSONKey: Int]?
     let requiredInProperties: Int
     /// `required`, in the schema's order, without repeats.
     let required: [String]
@@ -345,17 +349,20 @@ final class ObjectRule: @unchecked Sendable {
     init(properties: [(String, NodeRef)], required: [String], patterns: [(CompiledPattern, NodeRef)],
          additional: Additional, minProperties: Int?, maxProperties: Int?, nameSchema: NodeRef?,
          dependentRequired: [(String, [String])], dependentSchemas: [(String, NodeRef)]) {
-        var unique = Set<String>()
-        self.required = required.filter { unique.insert($0).inserted }
-        let entries = properties.map { Property(name: $0.0, schema: $0.1, required: unique.contains($0.0)) }
+        var unique = Set<JSONKey>()
+        self.required = required.filter { unique.insert(JSONKey($0)).inserted }
+        let entries = properties.map {
+            Property(name: $0.0, length: $0.0.utf8.count, prefix: Self.packedPrefix($0.0), schema: $0.1,
+                     required: unique.contains(JSONKey($0.0)))
+        }
         self.properties = .allocate(capacity: entries.count)
         _ = self.properties.initialize(from: entries)
         requiredInProperties = entries.count(where: \.required)
         propertyIndex = entries.count > 8
-            ? Dictionary(entries.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+            ? Dictionary(entries.enumerated().map { (JSONKey($1.name), $0) }, uniquingKeysWith: { first, _ in first })
             : nil
-        let declared = Set(entries.map(\.name))
-        requiredElsewhere = self.required.filter { !declared.contains($0) }
+        let declared = Set(entries.map { JSONKey($0.name) })
+        requiredElsewhere = self.required.filter { !declared.contains(JSONKey($0)) }
         self.patterns = patterns
         self.additional = additional
         self.minProperties = minProperties
@@ -376,9 +383,26 @@ final class ObjectRule: @unchecked Sendable {
 
     @inline(__always)
     func lookup(_ key: String) -> Int? {
-        if let propertyIndex { return propertyIndex[key] }
-        for i in 0..<properties.count where properties[i].name == key { return i }
+        if let propertyIndex { return propertyIndex[JSONKey(key)] }
+        let length = key.utf8.count
+        let prefix = Self.packedPrefix(key)
+        for i in 0..<properties.count where properties[i].length == length && properties[i].prefix == prefix {
+            if length <= 8 || properties[i].name.utf8Equals(key) { return i }
+        }
         return nil
+    }
+
+    @inline(__always)
+    static func packedPrefix(_ s: String) -> UInt64 {
+        let fast = s.utf8.withContiguousStorageIfAvailable { bytes in
+            var packed: UInt64 = 0
+            for i in 0..<min(8, bytes.count) { packed |= UInt64(bytes[i]) << UInt64(8 * i) }
+            return packed
+        }
+        if let fast { return fast }
+        var packed: UInt64 = 0
+        for (i, byte) in s.utf8.prefix(8).enumerated() { packed |= UInt64(byte) << UInt64(8 * i) }
+        return packed
     }
 
     /// "(allowed: a, b)" for unexpected-field messages.
@@ -820,7 +844,7 @@ enum Evaluator {
         case .bool(let b): hasher.combine(b)
         case .int(let i): hasher.combine(Double(i))
         case .double(let d): hasher.combine(d)
-        case .string(let s): hasher.combine(s)
+        case .string(let s): s.hashUTF8(into: &hasher)
         case .array(let a):
             hasher.combine(a.count)
             for item in a { semanticHash(item, into: &hasher) }
@@ -828,7 +852,7 @@ enum Evaluator {
             var combined = 0
             for (key, member) in o {
                 var h = Hasher()
-                h.combine(key)
+                key.hashUTF8(into: &h)
                 semanticHash(member, into: &h)
                 combined ^= h.finalize()
             }

@@ -127,7 +127,7 @@ struct SchemaCompiler {
 
     func typeSet(_ value: JSONValue, at path: [SchemaPathSegment]) throws(JSONSchemaError) -> TypeSet {
         func named(_ name: String) throws(JSONSchemaError) -> TypeSet {
-            guard let entry = TypeSet.named.first(where: { $0.0 == name }) else {
+            guard let entry = TypeSet.named.first(where: { $0.0.utf8Equals(name) }) else {
                 throw Self.error(path, "unknown type \"\(name)\" (expected one of \(TypeSet.named.map(\.0).joined(separator: ", ")))")
             }
             return entry.1

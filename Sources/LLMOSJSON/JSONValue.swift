@@ -6,6 +6,11 @@
 /// fraction or exponent that fits in `Int64`, `.double` for everything else. Equality
 /// (`==`) is structural, so `.int(1) != .double(1)`; JSON Schema's numeric equality
 /// (`1 == 1.0`) is `isEquivalent(to:)`. Objects compare without regard to key order.
+///
+/// Strings, including object keys, compare by their Unicode code points (UTF-8 bytes), as
+/// RFC 8259 and JSON Schema specify, not by Swift's `String ==`, which applies canonical
+/// equivalence ("K" U+212A KELVIN SIGN equals "K" there). A driver comparing bytes must
+/// see exactly the keys and values the kernel validated.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -16,6 +21,33 @@ public enum JSONValue: Sendable, Hashable {
     case string(String)
     case array([JSONValue])
     case object(JSONObject)
+}
+
+extension JSONValue {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.int(let a), .int(let b)): return a == b
+        case (.double(let a), .double(let b)): return a == b
+        case (.string(let a), .string(let b)): return a.utf8Equals(b)
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)): return a == b
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0 as UInt8)
+        case .bool(let b): hasher.combine(1 as UInt8); hasher.combine(b)
+        case .int(let i): hasher.combine(2 as UInt8); hasher.combine(i)
+        case .double(let d): hasher.combine(3 as UInt8); hasher.combine(d)
+        case .string(let s): hasher.combine(4 as UInt8); s.hashUTF8(into: &hasher)
+        case .array(let a): hasher.combine(5 as UInt8); hasher.combine(a)
+        case .object(let o): hasher.combine(6 as UInt8); hasher.combine(o)
+        }
+    }
 }
 
 // MARK: - Accessors
@@ -97,7 +129,7 @@ extension JSONValue {
         switch (self, other) {
         case (.null, .null): return true
         case (.bool(let a), .bool(let b)): return a == b
-        case (.string(let a), .string(let b)): return a == b
+        case (.string(let a), .string(let b)): return a.utf8Equals(b)
         case (.int(let a), .int(let b)): return a == b
         case (.double(let a), .double(let b)): return a == b
         case (.int(let a), .double(let b)), (.double(let b), .int(let a)):
@@ -145,8 +177,7 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
 /// from pairs with a repeated key the last value wins at the first key's position (the
 /// parser instead rejects duplicate keys, so that every consumer of a validated document
 /// agrees on its meaning). Lookup is a linear scan for small objects and a hash index for
-/// larger ones. Keys compare with `String` equality (Unicode canonical equivalence).
-/// Equality ignores key order.
+/// larger ones. Keys compare by code points (see `JSONValue`). Equality ignores key order.
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public typealias Element = (key: String, value: JSONValue)
 
@@ -164,7 +195,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     @usableFromInline var pairs: ContiguousArray<Member>
     /// Key -> position, present only once the object is larger than `indexThreshold`.
-    @usableFromInline var index: [String: Int]?
+    @usableFromInline var index: [JSONKey: Int]?
 
     /// Above this many members a hash index beats a linear scan of keys.
     @usableFromInline static let indexThreshold = 12
@@ -187,7 +218,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     /// Pairs known to have unique keys (the parser checks as it goes).
     @inlinable
-    init(uniquePairs: ContiguousArray<Member>, index: [String: Int]?) {
+    init(uniquePairs: ContiguousArray<Member>, index: [JSONKey: Int]?) {
         self.pairs = uniquePairs
         self.index = index
     }
@@ -200,8 +231,8 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     /// The position of `key` in document order.
     @inlinable
     public func position(of key: String) -> Int? {
-        if let index { return index[key] }
-        for i in pairs.indices where pairs[i].key == key { return i }
+        if let index { return index[JSONKey(key)] }
+        for i in pairs.indices where pairs[i].key.utf8Equals(key) { return i }
         return nil
     }
 
@@ -231,7 +262,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     mutating func append(key: String, value: JSONValue) {
         pairs.append(Member(key: key, value: value))
         if index != nil {
-            index![key] = pairs.count - 1
+            index![JSONKey(key)] = pairs.count - 1
         } else if pairs.count > Self.indexThreshold {
             rebuildIndex()
         }
@@ -243,8 +274,8 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
             index = nil
             return
         }
-        var index = [String: Int](minimumCapacity: pairs.count)
-        for (i, pair) in pairs.enumerated() { index[pair.key] = i }
+        var index = [JSONKey: Int](minimumCapacity: pairs.count)
+        for (i, pair) in pairs.enumerated() { index[JSONKey(pair.key)] = i }
         self.index = index
     }
 
@@ -275,7 +306,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         var combined = 0
         for member in pairs {
             var h = Hasher()
-            h.combine(member.key)
+            member.key.hashUTF8(into: &h)
             h.combine(member.value)
             combined ^= h.finalize()
         }
@@ -286,6 +317,45 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
 extension JSONObject: CustomStringConvertible {
     public var description: String { JSONValue.object(self).serialized() }
+}
+
+// MARK: - Code-point string equality
+
+/// A string hashed and compared by its UTF-8 bytes, for hash tables of JSON keys.
+@usableFromInline
+struct JSONKey: Hashable, Sendable {
+    @usableFromInline let string: String
+    @inlinable init(_ string: String) { self.string = string }
+    @inlinable static func == (lhs: JSONKey, rhs: JSONKey) -> Bool { lhs.string.utf8Equals(rhs.string) }
+    @inlinable func hash(into hasher: inout Hasher) { string.hashUTF8(into: &hasher) }
+}
+
+extension String {
+    /// Equality of UTF-8 bytes (code points), without canonical equivalence.
+    @inlinable
+    func utf8Equals(_ other: String) -> Bool {
+        let count = utf8.count
+        guard count == other.utf8.count else { return false }
+        let fast = utf8.withContiguousStorageIfAvailable { a in
+            other.utf8.withContiguousStorageIfAvailable { b in
+                var i = 0
+                while i < count {
+                    if a[i] != b[i] { return false }
+                    i += 1
+                }
+                return true
+            }
+        }
+        return (fast ?? nil) ?? utf8.elementsEqual(other.utf8)
+    }
+
+    @inlinable
+    func hashUTF8(into hasher: inout Hasher) {
+        let hashed: Void? = utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil {
+            for byte in utf8 { hasher.combine(byte) }
+        }
+    }
 }
 
 // MARK: - Number comparison

@@ -12,7 +12,8 @@ public struct KernelConfiguration: Sendable {
     public var driverConfig: [String: JSONValue] = [:]
     /// How deep drivers may call tools through `tool.call`.
     public var maxCallDepth = 8
-    /// Tools no one may call (globs over `driver.tool`), e.g. from `--deny tool.call=calc.add`.
+    /// Tools no one may call (globs over `driver.tool`). The capability layer will
+    /// replace this with the operator's policy (`--deny tool.call=calc.add`).
     public var deniedTools: [String] = []
     public var log: any KernelLogSink
     public var keyValueStore: any KeyValueStore
@@ -75,7 +76,7 @@ public final class Kernel: @unchecked Sendable {
                 drivers[driver.name] = driver
                 for tool in driver.tools { toolTable[tool.qualifiedName] = tool }
             }
-            for warning in manifest.warnings {
+            for warning in manifest.warnings + driver.loadWarnings {
                 log.record(KernelLogEntry(level: .warn, source: "kernel", message: warning.description))
             }
             log.record(KernelLogEntry(level: .debug, source: "kernel", message: "loaded \(driver.name) \(manifest.version) from \(driver.libraryPath)"))
@@ -284,7 +285,7 @@ public final class Kernel: @unchecked Sendable {
             if timedOut && (code == .cancelled || code == .timeout) {
                 throw LLMOSError(.timeout, "\(name): timed out after \(limitMs) ms (limits.timeout_ms)")
             }
-            if code == .cancelled && state.token?.isCancelled == true {
+            if code == .cancelled && state.cancelledByCaller {
                 throw LLMOSError(.cancelled, "\(name): cancelled")
             }
             let message = state.errorMessage ?? "the driver failed with \(code.name) and gave no message"

@@ -185,7 +185,9 @@ enum Installer {
         let libraryName = (libraryPath as NSString).lastPathComponent
         try fm.copyItem(atPath: libraryPath, toPath: staging + "/" + libraryName)
         if manifest.library.path == libraryName {
-            try fm.copyItem(atPath: manifest.file, toPath: staging + "/\(manifest.name).yaml")
+            // Copied as it is, comments and all, keeping its extension (.yaml, .yml or .json).
+            let ext = (manifest.file as NSString).pathExtension
+            try fm.copyItem(atPath: manifest.file, toPath: staging + "/\(manifest.name).\(ext.isEmpty ? "yaml" : ext)")
         } else {
             // The library now sits beside the manifest: point the manifest at it.
             var document = try ManifestParser.document(file: manifest.file).objectValue ?? JSONObject()

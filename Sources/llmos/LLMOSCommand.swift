@@ -32,14 +32,39 @@ struct HostOptions: ParsableArguments {
     @Option(name: .customLong("drivers"), help: ArgumentHelp("Also look for drivers in DIR, before the standard path (repeatable).", valueName: "DIR"))
     var driverDirectories: [String] = []
 
+    @Option(name: .customLong("config"), help: ArgumentHelp("Configuration for a driver, as NAME=JSON-object (repeatable), e.g. --config 'weather={\"units\":\"metric\"}'.", valueName: "NAME=JSON"))
+    var driverConfig: [String] = []
+
     @Flag(name: .long, help: "Print the kernel's debug log to standard error.")
     var verbose = false
+
+    /// `--config NAME=JSON` values, parsed; a malformed one is a usage error.
+    func parsedConfig() throws -> [String: JSONValue] {
+        var result: [String: JSONValue] = [:]
+        for item in driverConfig {
+            guard let eq = item.firstIndex(of: "=") else {
+                throw ValidationError("--config \(item): expected NAME=JSON, for example --config 'weather={\"units\":\"metric\"}'")
+            }
+            let name = String(item[..<eq])
+            let value: JSONValue
+            do { value = try JSON.parse(String(item[item.index(after: eq)...])) } catch {
+                throw ValidationError("--config \(name): the value is not valid JSON: \(error)")
+            }
+            guard value.objectValue != nil else { throw ValidationError("--config \(name): the value must be a JSON object, got \(value.typeName)") }
+            result[name] = value
+        }
+        return result
+    }
+
+    func validate() throws { _ = try parsedConfig() }
 
     var searchPath: DriverSearchPath { .standard(flags: driverDirectories) }
 
     /// A kernel with every driver on the path loaded; failures are reported, not fatal.
     func makeKernel(reportFailures: Bool = true) -> (Kernel, LoadReport) {
-        let kernel = Kernel(configuration: KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn)))
+        var configuration = KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn))
+        configuration.driverConfig = (try? parsedConfig()) ?? [:]
+        let kernel = Kernel(configuration: configuration)
         let report = kernel.loadAll(from: searchPath)
         if reportFailures {
             for failure in report.failed {

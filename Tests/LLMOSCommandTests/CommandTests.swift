@@ -226,8 +226,8 @@ func shell(_ command: String, in directory: String) throws -> (status: Int32, ou
     /// `llmos watch` as a user runs it: a long-lived host that prints what it loads and unloads.
     @Test func watchLoadsAndUnloadsDriversAsTheyAppear() throws {
         let llmos = LLMOS()
+        // The watched directory does not exist yet, as the user's does not before the first install.
         let watched = NSTemporaryDirectory() + "llmos-watch-\(UUID().uuidString.prefix(6))"
-        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: LLMOS.executable)
         process.arguments = ["watch", "--drivers", watched]
@@ -251,6 +251,7 @@ func shell(_ command: String, in directory: String) throws -> (status: Int32, ou
             return seen.contains(text)
         }
         #expect(waitFor("watching"), "\(seen)")
+        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
         // Install the calc driver into the watched folder, as `drivers install` would.
         let staging = watched + "/.staging"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -261,5 +262,17 @@ func shell(_ command: String, in directory: String) throws -> (status: Int32, ou
         #expect(waitFor("loaded calc from \(watched)/calc/calc.yaml"), "\(seen)")
         try FileManager.default.removeItem(atPath: watched + "/calc")
         #expect(waitFor("unloaded calc"), "\(seen)")
+    }
+}
+
+@Suite struct ConfigOptionTests {
+    @Test func configReachesTheDriverAndBadConfigIsAUsageError() throws {
+        let llmos = LLMOS()
+        let bad = try llmos.run(["call", "--config", "calc=[1]", "calc.add", #"{"a":1,"b":2}"#])
+        #expect(bad.status != 0 && bad.stderr.contains("--config calc: the value must be a JSON object"), "\(bad.stderr)")
+        let malformed = try llmos.run(["call", "--config", "calc", "calc.add", "{}"])
+        #expect(malformed.status != 0 && malformed.stderr.contains("expected NAME=JSON"), "\(malformed.stderr)")
+        let ok = try llmos.run(["call", "--config", #"calc={"unused":true}"#, "calc.add", #"{"a":1,"b":2}"#])
+        #expect(ok.stdout == "{\"result\":3}\n", "\(ok.stderr)")
     }
 }

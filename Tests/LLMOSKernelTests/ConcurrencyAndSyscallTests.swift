@@ -97,6 +97,15 @@ import Testing
         #expect(error.message.contains("call depth limit of 8 reached"), "\(error.message)")
     }
 
+    @Test func cancellingTheOuterCallCancelsTheNestedOne() throws {
+        let token = CancellationToken()
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { token.cancel() }
+        let error = expectError {
+            try kernel.call("syscaller.call_tool", input: #"{"tool": "echo.sleep", "input": {"ms": 5000}}"#, options: CallOptions(cancellation: token))
+        }
+        #expect(error.code == .cancelled, "\(error.message)")
+    }
+
     @Test func logSyscall() throws {
         _ = try kernel.call("syscaller.log_syscall", input: "{}")
         #expect(log.entries.contains { $0.source == "syscaller" && $0.message == "hi" && $0.level == .info })

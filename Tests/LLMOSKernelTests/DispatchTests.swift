@@ -152,6 +152,13 @@ import Testing
         #expect(try strict.call("calc.sub", input: #"{"a":1,"b":2}"#).output.contains("-1"))
     }
 
+    @Test func duplicateKeysInInputAreRefused() {
+        // Otherwise the schema check and the driver could read different values for "b".
+        let error = expectError { try kernel.call("calc.add", input: #"{"a": 1, "b": 2, "b": "x"}"#) }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.contains("duplicate key \"b\""), "\(error.message)")
+    }
+
     @Test func swiftDriverTools() throws {
         let count = try result("text.count", #"{"text": "hello wide world\nline two"}"#)
         #expect(count["words"]?.int64Value == 5)

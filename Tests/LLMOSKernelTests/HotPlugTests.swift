@@ -185,3 +185,25 @@ struct SplitMix64: RandomNumberGenerator {
         try kernel.unload("text")
     }
 }
+
+@Suite struct HotPlugSafetyTests {
+    @Test func aHalfEditedManifestDoesNotTakeAWorkingDriverOffline() throws {
+        let watched = Paths.temporaryDirectory("watched-edit")
+        let kernel = makeKernel()
+        let manifest = try Fixtures.install("echo", into: watched)
+        try kernel.load(manifestAt: manifest)
+        let events = Mutex<[String]>([])
+        let hotPlug = HotPlug(kernel: kernel, directories: [watched]) { e in events.withLock { $0.append(e.description) } }
+        usleep(20_000)
+        try "manifest_version: 1\nname: echo\nclass: to".write(toFile: manifest, atomically: true, encoding: .utf8)
+        hotPlug.rescan()
+        #expect(events.withLock { $0 }.first?.hasPrefix("could not load") == true, "\(events.withLock { $0 })")
+        #expect(try kernel.call("echo.echo", input: #"{"still": "here"}"#).output == #"{"still": "here"}"#)
+    }
+
+    @Test func versionMismatchIsAWarningOnTheDriver() throws {
+        let kernel = makeKernel()
+        let info = try kernel.load(manifestAt: try Fixtures.install("echo") { $0.replacingOccurrences(of: "version: 1.0.0", with: "version: 9.9.9") })
+        #expect(info.warnings.contains { $0.field == "version" && $0.message.contains("the manifest says 9.9.9") }, "\(info.warnings)")
+    }
+}

@@ -178,7 +178,32 @@ import Testing
 
     @Test func toolInputMustBeAnObjectSchema() {
         let text = ManifestTests.minimal.replacingOccurrences(of: "input_schema: {type: object, properties: {name: {type: string}}, required: [name]}", with: "input_schema: {type: array}")
-        #expect(errorText(text).contains("tools[0].input_schema.type: a tool's input schema must have type: object"))
+        #expect(errorText(text).contains("tools[0].input_schema.type: a tool's input schema must be an object schema with type: object"))
+        let boolean = ManifestTests.minimal.replacingOccurrences(of: "input_schema: {type: object, properties: {name: {type: string}}, required: [name]}", with: "input_schema: true")
+        #expect(errorText(boolean).contains("must be an object schema"))
+        // A schema that does not compile gets its own error, not a second misleading one.
+        let broken = ManifestTests.minimal.replacingOccurrences(of: "input_schema: {type: object, properties: {name: {type: string}}, required: [name]}", with: "input_schema: {type: object, required: 3}")
+        let message = errorText(broken)
+        #expect(message.contains("tools[0].input_schema") && !message.contains("must be an object schema"), "\(message)")
+    }
+
+    @Test func anchorsAndAliasesAreRefusedQuickly() {
+        // The "billion laughs": nine levels of aliases would expand to 10^9 values.
+        var text = ManifestTests.minimal + "\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        for level in 1..<9 { text += "x-a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        text += "config: {type: object, properties: {p: {enum: *a8}}}\n"
+        let message = errorText(text)
+        #expect(message.contains("too many values (over 200000): are YAML aliases (*name) expanding?"), "\(message.prefix(300))")
+    }
+
+    @Test func warningsAreShownAlongsideErrors() {
+        let message = errorText(ManifestTests.minimal.replacingOccurrences(of: "class: tool", with: "class: gpu") + "\ncolour: blue\n")
+        #expect(message.contains("unknown device class") && message.contains("colour: (warning) unknown top-level key"), "\(message)")
+    }
+
+    @Test func yamlErrorsAreOneLine() {
+        let message = errorText(ManifestTests.minimal.replacingOccurrences(of: "version: 0.1.0", with: "version: 0.1.0\nversion: 0.2.0"))
+        #expect(!message.contains("\n"), "\(message)")
     }
 
     @Test func emptyNamesDescriptionsAndPatterns() {

@@ -40,6 +40,17 @@ struct CallState {
         self.progress = progress
     }
 
+    /// Whether this call's caller, or any caller up the chain, cancelled it.
+    var cancelledByCaller: Bool {
+        if token?.isCancelled == true { return true }
+        var state = parent
+        while let s = state {
+            if s.pointee.token?.isCancelled == true { return true }
+            state = s.pointee.parent
+        }
+        return false
+    }
+
     /// Frees what the call held; called once when the call returns.
     mutating func release() {
         syscallResponse?.deallocate()
@@ -69,12 +80,7 @@ extension UnsafeMutablePointer where Pointee == CallState {
 
     /// Cancelled by the caller (or any caller up the chain), or past the deadline.
     var isCancelled: Bool {
-        var state: CallRef? = self
-        while let s = state {
-            if s.pointee.token?.isCancelled == true { return true }
-            state = s.pointee.parent
-        }
-        return llmos_monotonic_ns() > pointee.deadlineNs
+        pointee.cancelledByCaller || llmos_monotonic_ns() > pointee.deadlineNs
     }
 
     /// Whether `driver` is already running somewhere up this call chain.

@@ -107,6 +107,11 @@ public final class HotPlug: @unchecked Sendable {
                 while read(inotifyFD, &buffer, buffer.count) > 0 { pending = true }
                 continue
             }
+            // A driver directory that did not exist yet (the first `drivers install`
+            // creates the user's): start watching it once it appears.
+            if !pending && directories.contains(where: { !watches.values.contains($0) && FilePath.isDirectory($0) }) {
+                pending = true
+            }
             if pending {
                 pending = false
                 for directory in directories { addWatches(under: directory) }
@@ -132,10 +137,23 @@ public final class HotPlug: @unchecked Sendable {
                 let current = stamp(of: file)
                 if let entry = managed[file] {
                     guard entry.stamp != current else { continue }
+                    // Read the new manifest before touching the running driver: a file
+                    // saved half-edited must not take a working driver offline.
+                    let replacement: DriverManifest
+                    do throws(LLMOSError) {
+                        replacement = try ManifestParser.parse(file: file)
+                        let loader = DriverLoader(kernel: kernel)
+                        try loader.preflight(replacement)
+                        _ = try loader.resolveLibrary(replacement)
+                    } catch {
+                        if failures[file] != current { onEvent(.failed(manifest: file, error: error)) }
+                        failures[file] = current
+                        continue
+                    }
                     managed.removeValue(forKey: file)
                     do throws(LLMOSError) {
                         try kernel.unload(entry.name)
-                        let info = try kernel.load(manifestAt: file)
+                        let info = try kernel.load(replacement)
                         managed[file] = Managed(name: info.name, stamp: current)
                         onEvent(.reloaded(name: info.name, manifest: file))
                     } catch {

@@ -23,7 +23,7 @@ struct DriverLoader {
         for candidate in candidates where FilePath.isRegularFile(candidate) {
             return FilePath.resolved(candidate) ?? candidate
         }
-        let hint = path.hasPrefix("lib") && !path.contains("/") ? " (run `swift build` to build the drivers that ship with llmos)" : ""
+        let hint = path.hasPrefix("libllmos_") && !path.contains("/") ? " (run `swift build` to build the drivers that ship with llmos)" : ""
         throw LLMOSError(.notFound, "\(manifest.file): library.path: library \(manifest.library.path) not found; looked in \(candidates.joined(separator: ", "))\(hint)")
     }
 
@@ -126,7 +126,7 @@ struct DriverLoader {
             throw LLMOSError(.abi, "\(file): the driver's description has no call function")
         }
         if !driver.reportedVersion.isEmpty && driver.reportedVersion != manifest.version {
-            kernel.log.record(KernelLogEntry(level: .warn, source: "kernel", message: "\(file): version: the manifest says \(manifest.version), the library says \(driver.reportedVersion)"))
+            driver.loadWarnings.append(ManifestDiagnostic(file: file, field: "version", line: nil, message: "the manifest says \(manifest.version), the library says \(driver.reportedVersion)"))
         }
     }
 
@@ -170,8 +170,8 @@ struct DriverLoader {
         var tools: [ToolEntry] = []
         for spec in driver.manifest.operations { tools.append(try ToolEntry(driver: driver, spec: spec)) }
         driver.tools = tools
-        guard let create = driver.table.create else { return }
         let config = try configuration(for: driver.manifest)
+        guard let create = driver.table.create else { return }
         var instance: UnsafeMutableRawPointer?
         let status = config.serialized().withCString { text in
             create(&driver.hostBlock.pointee.host, text, strlen(text), &instance)
@@ -211,6 +211,7 @@ final class MappedLibraries: @unchecked Sendable {
                 let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
                 throw LLMOSError(.loadFailed, "\(file): cannot load \(path): \(reason)")
             }
+            if target != path { unlink(target) }   // mapped now; the file is no longer needed
             if Self.usesSwiftRuntime(handle) && target == path { kept[path] = stamp }
             return handle
         }

@@ -42,6 +42,8 @@ public final class LoadedDriver: @unchecked Sendable {
     public internal(set) var reportedVersion = ""
     public internal(set) var reportedABIMinor: UInt32 = 0
     public internal(set) var operations: [String] = []
+    /// Problems found while loading that do not stop it (a version mismatch).
+    var loadWarnings: [ManifestDiagnostic] = []
 
     weak var kernel: Kernel?
     var handle: UnsafeMutableRawPointer?

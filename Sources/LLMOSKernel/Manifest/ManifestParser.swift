@@ -41,7 +41,7 @@ public enum ManifestParser {
         } catch let error as LLMOSError {
             throw error
         } catch {
-            throw invalid(file, [diag(file, "", nil, "not valid YAML or JSON: \(error)")])
+            throw invalid(file, [diag(file, "", nil, "not valid YAML or JSON: " + yamlProblem(error))])
         }
         var reader = Reader(file: file)
         let manifest = reader.manifest(root)
@@ -50,7 +50,18 @@ public enum ManifestParser {
             result.warnings = reader.warnings
             return result
         }
-        throw invalid(file, reader.errors)
+        throw invalid(file, reader.errors + reader.warnings.map { warning in
+            var w = warning
+            w.message = "(warning) " + w.message
+            return w
+        })
+    }
+
+    /// Yams describes a problem with a quote of the whole document; keep its first line.
+    static func yamlProblem(_ error: any Error) -> String {
+        let text = String(describing: error)
+        let first = text.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? text
+        return first.count > 300 ? String(first.prefix(300)) + "…" : first
     }
 
     /// The whole manifest document as JSON (for tools that rewrite a manifest,
@@ -95,7 +106,20 @@ extension ManifestParser {
 
         // MARK: Typed field readers
 
+        /// YAML anchors are refused where Yams reports them; aliases nested in aliases
+        /// (the "billion laughs") are stopped by `nodeBudget` whatever Yams reports.
+        mutating func refusesAnchors(_ node: Node, _ field: String) -> Bool {
+            guard node.anchor != nil else { return false }
+            if !anchorReported { error(field, node, "YAML anchors and aliases (&name, *name) are not allowed in manifests; write the value out") }
+            anchorReported = true
+            return true
+        }
+        var anchorReported = false
+        /// Nodes converted so far; a manifest has hundreds, never millions.
+        var nodeBudget = 200_000
+
         mutating func mapping(_ node: Node, _ field: String) -> [(key: String, value: Node)]? {
+            if refusesAnchors(node, field) { return nil }
             guard case .mapping(let map) = node else {
                 error(field, node, "expected a mapping (key: value pairs), got \(kind(node))")
                 return nil
@@ -189,6 +213,12 @@ extension ManifestParser {
 
         /// A YAML node as JSON (for schemas), reporting what JSON cannot hold.
         mutating func json(_ node: Node, _ field: String) -> JSONValue? {
+            if refusesAnchors(node, field) { return nil }
+            nodeBudget -= 1
+            guard nodeBudget >= 0 else {
+                if nodeBudget == -1 { error(field, node, "the manifest has too many values (over 200000): are YAML aliases (*name) expanding? A manifest says each thing once") }
+                return nil
+            }
             switch node {
             case .scalar(let s):
                 switch tagName(s) {
@@ -453,7 +483,7 @@ extension ManifestParser {
                 let rawName = string(f["name"], "\(field).name", parent: item)
                 let name = rawName ?? ""
                 if rawName != nil && !Self.isValidName(name) {
-                    error("\(field).name", f["name"], "\"\(name)\" is not a valid name: use lowercase letters, digits and _ (starting with a letter)")
+                    error("\(field).name", f["name"], "\"\(name)\" is not a valid name: use lowercase letters, digits and _ (starting with a letter, at most 64 characters)")
                 }
                 if !name.isEmpty && !names.insert(name).inserted {
                     error("\(field).name", f["name"], "\"\(name)\" is declared twice")
@@ -463,12 +493,13 @@ extension ManifestParser {
                     error("\(field).description", f["description"], "must not be empty: a model chooses tools by their descriptions")
                 }
                 let isTool = deviceClass == .tool
+                let errorsBefore = errors.count
                 let input = schema(f["input_schema"], "\(field).input_schema", parent: item, required: isTool) ?? .object([:])
-                if isTool, f["input_schema"] != nil, case .object(let object) = input, object["type"] != .string("object") {
-                    error("\(field).input_schema.type", f["input_schema"], "a tool's input schema must have type: object (tool-calling models pass arguments as an object)")
+                if isTool, f["input_schema"] != nil, errors.count == errorsBefore, input.objectValue?["type"] != .string("object") {
+                    error("\(field).input_schema.type", f["input_schema"], "a tool's input schema must be an object schema with type: object (tool-calling models pass arguments as an object)")
                 }
                 if !isTool, !name.isEmpty, !deviceClass.knownOperations.contains(name) {
-                    warn("\(field).name", f["name"], "\"\(name)\" is not an operation of the \(deviceClass) class (known: \(deviceClass.knownOperations.joined(separator: ", "))); the kernel will never call it")
+                    warn("\(field).name", f["name"], "\"\(name)\" is not an operation of the \(deviceClass) class (known: \(deviceClass.knownOperations.joined(separator: ", "))); it can be called directly, but the agent loop will never use it")
                 }
                 let output = schema(f["output_schema"], "\(field).output_schema", parent: item, required: false)
                 var hints = OperationHints()

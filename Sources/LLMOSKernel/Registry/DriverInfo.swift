@@ -30,7 +30,7 @@ public struct DriverInfo: Sendable {
         libraryPath = driver.libraryPath
         abiMinor = driver.reportedABIMinor
         health = driver.health
-        warnings = m.warnings
+        warnings = m.warnings + driver.loadWarnings
     }
 }
 

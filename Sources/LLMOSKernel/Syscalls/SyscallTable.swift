@@ -31,7 +31,7 @@ struct SyscallTable {
     func handle(service: String, request: UnsafeRawBufferPointer, caller: CallRef) -> (Int32, [UInt8]) {
         let driver = caller.pointee.tool.driver.name
         guard let handler = Self.handlers[service] else {
-            let error = LLMOSError(.unsupported, "\(driver): no system call \"\(service)\"" + NearestNames.suggestion(for: service, in: Self.services) + "; the host offers \(Self.services.joined(separator: ", "))")
+            let error = LLMOSError(.unsupported, "\(driver): no system call \"\(service)\"" + NearestNames.suggestion(for: service, in: Self.services) + " (the host offers \(Self.services.joined(separator: ", ")))")
             return (error.code.abiStatus, Self.errorBody(error))
         }
         do throws(LLMOSError) {
@@ -88,6 +88,9 @@ struct SyscallTable {
 
     private func log(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let message = try string(request, "message", "log", maxBytes: 64 << 10)
+        if let level = request["level"], level.stringValue == nil {
+            throw LLMOSError(.invalidArgument, "log: level must be a string (debug, info, warn or error), got \(level.typeName)")
+        }
         let levelName = request["level"]?.stringValue ?? "info"
         guard let level = KernelLogEntry.Level.allCases.first(where: { $0.name == levelName }) else {
             throw LLMOSError(.invalidArgument, "log: level must be one of debug, info, warn, error; got \"\(levelName)\"")
@@ -123,7 +126,7 @@ struct SyscallTable {
         let name = try string(request, "tool", "tool.call", maxBytes: 256)
         try require(caller, "tool.call", name, "tool.call")
         guard caller.pointee.depth + 1 <= kernel.configuration.maxCallDepth else {
-            throw LLMOSError(.resourceExhausted, "tool.call of \(name): call depth limit of \(kernel.configuration.maxCallDepth) reached (\(caller.pointee.tool.qualifiedName) is \(caller.pointee.depth + 1) calls deep)")
+            throw LLMOSError(.resourceExhausted, "tool.call of \(name): call depth limit of \(kernel.configuration.maxCallDepth) reached: tools may call tools at most \(kernel.configuration.maxCallDepth) levels deep, and \(caller.pointee.tool.qualifiedName) is already \(caller.pointee.depth) levels down")
         }
         guard let tool = kernel.lookup(name) else { throw kernel.unknownToolError(name) }
         let input = request["input"] ?? .object([:])

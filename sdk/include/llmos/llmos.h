@@ -250,8 +250,8 @@ typedef struct llmos_driver {
      * Report the result with host->set_output or the failure with
      * host->set_error, then return LLMOS_OK or the error status. Returning a
      * non-zero status without set_error is an error with a generic message;
-     * returning LLMOS_OK without set_output is an error too ("the driver set
-     * no result"). Non-NULL. */
+     * returning LLMOS_OK without set_output is an error too ("the driver
+     * returned without a result"). Non-NULL. */
     llmos_status (*call)(void *instance, llmos_call_ctx *ctx, const char *op,
                          const char *input_json, size_t input_len);
 
