@@ -111,3 +111,44 @@ import Testing
         #expect(log.entries.contains { $0.source == "syscaller" && $0.message == "hi" && $0.level == .info })
     }
 }
+
+@Suite struct UnloadUnderLoadTests {
+    /// Threads call a driver while it is unloaded and loaded again, over and over:
+    /// every call either completes or is refused cleanly; nothing crashes, and no
+    /// call runs on an unmapped library.
+    @Test func callsDuringUnloadAndReload() throws {
+        let kernel = makeKernel()
+        let manifest = try Fixtures.install("echo")
+        try kernel.load(manifestAt: manifest)
+        let stop = Atomic<Bool>(false)
+        let outcomes = Mutex<[String: Int]>([:])
+        let group = DispatchGroup()
+        for _ in 0..<3 {
+            group.enter()
+            Thread.detachNewThread {
+                while !stop.load(ordering: .relaxed) {
+                    let key: String
+                    do {
+                        let out = try kernel.call("echo.echo", input: #"{"k":1}"#).output
+                        key = out == #"{"k":1}"# ? "ok" : "wrong output"
+                    } catch {
+                        key = (error as? LLMOSError)?.code.name ?? "\(error)"
+                    }
+                    outcomes.withLock { $0[key, default: 0] += 1 }
+                }
+                group.leave()
+            }
+        }
+        for _ in 0..<25 {
+            usleep(2_000)
+            try kernel.unload("echo")
+            usleep(1_000)
+            try kernel.load(manifestAt: manifest)
+        }
+        stop.store(true, ordering: .relaxed)
+        group.wait()
+        let seen = outcomes.withLock { $0 }
+        #expect(seen["ok", default: 0] > 0)
+        #expect(Set(seen.keys).isSubset(of: ["ok", "not_found", "unavailable"]), "\(seen)")
+    }
+}
