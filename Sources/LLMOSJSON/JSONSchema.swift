@@ -455,6 +455,9 @@ enum PathComponent {
 /// Receives violations; the fast sink ignores them (and the evaluator stops at the first).
 protocol ViolationSink {
     static var collects: Bool { get }
+    /// Whether a failed anyOf/oneOf explains each alternative's failure. Explanations are
+    /// built with sinks that do not, so their cost stays linear on recursive schemas.
+    var explains: Bool { get }
     var count: Int { get }
     var isFull: Bool { get }
     mutating func add(_ keyword: String, _ detail: @autoclosure () -> String)
@@ -464,6 +467,7 @@ protocol ViolationSink {
 
 struct FastSink: ViolationSink {
     static var collects: Bool { false }
+    var explains: Bool { false }
     var count: Int { 0 }
     var isFull: Bool { true }
     @inline(__always) mutating func add(_ keyword: String, _ detail: @autoclosure () -> String) {}
@@ -497,8 +501,12 @@ struct CollectingSink: ViolationSink {
     static var collects: Bool { true }
     var items: [PendingViolation] = []
     let limit: Int
+    let explains: Bool
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, explains: Bool = true) {
+        self.limit = limit
+        self.explains = explains
+    }
 
     var count: Int { items.count }
     var isFull: Bool { items.count >= limit }
@@ -581,7 +589,8 @@ enum Evaluator {
             let schemas = list.object.nodes
             for schema in schemas where fastCheck(schema, value) { return true }
             if S.collects {
-                sink.add("anyOf", "must match at least one of the \(schemas.count) alternatives: \(explainFailures(schemas, value))")
+                let why = sink.explains ? ": \(explainFailures(schemas, value))" : ""
+                sink.add("anyOf", "must match at least one of the \(schemas.count) alternatives\(why)")
             }
             return false
         case .oneOf(let list):
@@ -595,7 +604,7 @@ enum Evaluator {
             if S.collects {
                 let detail: String
                 if matches == 0 {
-                    detail = "matched 0: \(explainFailures(schemas, value))"
+                    detail = sink.explains ? "matched 0: \(explainFailures(schemas, value))" : "matched 0"
                 } else {
                     let which = schemas.indices.filter { fastCheck(schemas[$0], value) }.map { String($0 + 1) }
                     detail = "matched \(matches) (alternatives \(andList(which)))"
@@ -713,7 +722,7 @@ enum Evaluator {
         if let nameSchema = rule.nameSchema {
             for (key, _) in object where !fastCheck(nameSchema, .string(key)) {
                 if S.collects {
-                    var inner = CollectingSink(limit: 1)
+                    var inner = CollectingSink(limit: 1, explains: false)
                     _ = evaluate(nameSchema, .string(key), &inner)
                     let why = inner.items.first.map { $0.violation().message } ?? "rejected"
                     sink.add("propertyNames", "invalid field name \"\(key)\": \(why)")
@@ -865,7 +874,7 @@ enum Evaluator {
     /// "(1) first reason; (2) second reason" for anyOf and oneOf failures.
     static func explainFailures(_ schemas: [NodeRef], _ value: JSONValue) -> String {
         schemas.enumerated().map { i, schema in
-            var inner = CollectingSink(limit: 4)
+            var inner = CollectingSink(limit: 4, explains: false)
             _ = evaluate(schema, value, &inner)
             var reason = inner.items.first.map { $0.violation().message } ?? "failed"
             if inner.items.count > 1 { reason += " (and \(inner.items.count - 1) more)" }

@@ -201,53 +201,58 @@ public final class Kernel: @unchecked Sendable {
 
     func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallRef?) throws(LLMOSError) -> CallResult {
         let start = llmos_monotonic_ns()
-        let name = tool.qualifiedName
-        let driver = tool.driver
         try checkGate(tool)
-
+        // The driver reads the caller's own bytes (NUL-terminated), never a re-encoding.
         var result: Result<CallResult, LLMOSError>!
         input.withCString { pointer in
-            let length = input.utf8.count
-            result = Result { () throws(LLMOSError) -> CallResult in
-                try validateInput(tool, UnsafeRawBufferPointer(start: pointer, count: length))
-
-                guard driver.enter() else {
-                    throw LLMOSError(.unavailable, "\(name): the driver \(driver.name) is being unloaded")
-                }
-                defer { driver.leave() }
-                driver.callCount.wrappingAdd(1, ordering: .relaxed)
-
-                let limitMs = min(options.timeoutMs ?? Int.max, driver.manifest.limits.timeoutMs)
-                var deadline = start &+ UInt64(limitMs) &* 1_000_000
-                if let parent { deadline = min(deadline, parent.pointee.deadlineNs) }
-
-                if let lock = driver.serialLock {
-                    if parent?.chainContains(driver) == true {
-                        throw LLMOSError(.unavailable, "\(name): \(driver.name) is serialized and is already running in this call chain; a serialized driver cannot be re-entered")
-                    }
-                    let now = llmos_monotonic_ns()
-                    guard now < deadline, lock.lock(waitingAtMostNs: deadline - now) else {
-                        throw LLMOSError(.timeout, "\(name): timed out after \(limitMs) ms waiting for the serialized driver \(driver.name) to finish another call")
-                    }
-                }
-                defer { driver.serialLock?.unlock() }
-
-                var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress)
-                let status = withUnsafeMutablePointer(to: &state) { ref in
-                    llmos_invoke_call(&driver.table, driver.instance, ref.context, tool.operation, pointer, length)
-                }
-                state.release()
-                let end = llmos_monotonic_ns()
-                do throws(LLMOSError) {
-                    let output = try finish(tool, state, status: status, end: end, limitMs: limitMs)
-                    return CallResult(output: output, elapsedNanoseconds: end &- start)
-                } catch {
-                    driver.failureCount.wrappingAdd(1, ordering: .relaxed)
-                    throw error
-                }
-            }
+            let bytes = UnsafeRawBufferPointer(start: pointer, count: input.utf8.count)
+            result = Result { () throws(LLMOSError) in try dispatch(tool, bytes, options, parent, start: start) }
         }
         return try result.get()
+    }
+
+    /// Validates the input, then runs the driver under its threading rule and deadline.
+    private func dispatch(_ tool: ToolEntry, _ input: UnsafeRawBufferPointer, _ options: CallOptions,
+                          _ parent: CallRef?, start: UInt64) throws(LLMOSError) -> CallResult {
+        let name = tool.qualifiedName
+        let driver = tool.driver
+        try validateInput(tool, input)
+
+        guard driver.enter() else {
+            throw LLMOSError(.unavailable, "\(name): the driver \(driver.name) is being unloaded")
+        }
+        defer { driver.leave() }
+        driver.callCount.wrappingAdd(1, ordering: .relaxed)
+
+        let limitMs = min(options.timeoutMs ?? Int.max, driver.manifest.limits.timeoutMs)
+        var deadline = start &+ UInt64(limitMs) &* 1_000_000
+        if let parent { deadline = min(deadline, parent.pointee.deadlineNs) }
+
+        if let lock = driver.serialLock {
+            if parent?.chainContains(driver) == true {
+                throw LLMOSError(.unavailable, "\(name): \(driver.name) is serialized and is already running in this call chain; a serialized driver cannot be re-entered")
+            }
+            let now = llmos_monotonic_ns()
+            guard now < deadline, lock.lock(waitingAtMostNs: deadline - now) else {
+                throw LLMOSError(.timeout, "\(name): timed out after \(limitMs) ms waiting for the serialized driver \(driver.name) to finish another call")
+            }
+        }
+        defer { driver.serialLock?.unlock() }
+
+        var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress)
+        let status = withUnsafeMutablePointer(to: &state) { ref in
+            llmos_invoke_call(&driver.table, driver.instance, ref.context, tool.operation,
+                              input.baseAddress?.assumingMemoryBound(to: CChar.self), input.count)
+        }
+        state.release()
+        let end = llmos_monotonic_ns()
+        do throws(LLMOSError) {
+            let output = try finish(tool, state, status: status, end: end, limitMs: limitMs)
+            return CallResult(output: output, elapsedNanoseconds: end &- start)
+        } catch {
+            driver.failureCount.wrappingAdd(1, ordering: .relaxed)
+            throw error
+        }
     }
 
     @inline(__always)
@@ -266,10 +271,10 @@ public final class Kernel: @unchecked Sendable {
         } catch {
             throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): the input is not valid JSON: \(error)")
         }
+        // isValid stops at the first problem; the full list is worth computing only for the message.
+        guard !tool.inputSchema.isValid(value) else { return }
         let violations = tool.inputSchema.validate(value)
-        if !violations.isEmpty {
-            throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): invalid input: " + violations.map(\.message).joined(separator: "; "))
-        }
+        throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): invalid input: " + violations.map(\.message).joined(separator: "; "))
     }
 
     /// Turns what the driver did into a result or an error, in a fixed order of blame.
@@ -307,8 +312,8 @@ public final class Kernel: @unchecked Sendable {
             do { value = try JSON.parse(bytes) } catch {
                 return LLMOSError(.invalidOutput, "\(name): the driver's output is not valid JSON: \(error)")
             }
+            if schema.isValid(value) { return nil }
             let violations = schema.validate(value)
-            if violations.isEmpty { return nil }
             return LLMOSError(.invalidOutput, "\(name): the driver's output does not match its output_schema: " + violations.map(\.message).joined(separator: "; "))
         }
         if let problem { throw problem }

@@ -155,6 +155,23 @@ struct SchemaKeywordTests {
         #expect(try violations(schema, "[]").map(\.message) == ["expected object, got array"])
     }
 
+    @Test func nestedAlternativesAreExplainedOneLevelDeep() throws {
+        let schema = try compile(#"{"anyOf":[{"type":"string"},{"oneOf":[{"type":"boolean"},{"type":"null"}]}]}"#)
+        #expect(try violations(schema, "1").map(\.message) == [
+            "must match at least one of the 2 alternatives: (1) expected string, got integer 1; "
+                + "(2) must match exactly one of the 2 alternatives, matched 0",
+        ])
+    }
+
+    @Test func deepFailuresUnderRecursiveAlternativesKeepMessagesShort() throws {
+        let schema = try compile(##"{"anyOf":[{"type":"integer"},{"type":"array","items":{"$ref":"#"}}]}"##)
+        let deep = String(repeating: "[", count: 200) + "\"x\"" + String(repeating: "]", count: 200)
+        let found = try violations(schema, deep)
+        #expect(found.count == 1 && found[0].keyword == "anyOf")
+        #expect(found[0].message == "must match at least one of the 2 alternatives: (1) expected integer, got array; "
+            + "(2) field \"[0]\": must match at least one of the 2 alternatives")
+    }
+
     @Test func violationsAreCapped() throws {
         let schema = try compile(#"{"items":{"type":"string"}}"#)
         let found = try violations(schema, "[" + (0..<100).map(String.init).joined(separator: ",") + "]")
