@@ -207,3 +207,17 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(info.warnings.contains { $0.field == "version" && $0.message.contains("the manifest says 9.9.9") }, "\(info.warnings)")
     }
 }
+
+@Suite struct HotPlugOrderTests {
+    @Test func aLibraryCopiedAfterItsManifestIsPickedUp() throws {
+        let watched = Paths.temporaryDirectory("watched-order")
+        let kernel = makeKernel()
+        let hotPlug = HotPlug(kernel: kernel, directories: [watched])
+        try (try String(contentsOfFile: Paths.fixtures + "/echo.yaml", encoding: .utf8)).write(toFile: watched + "/echo.yaml", atomically: true, encoding: .utf8)
+        hotPlug.rescan()
+        #expect(kernel.driver(named: "echo") == nil)   // no library yet: a failure, reported once
+        try FileManager.default.copyItem(atPath: try Fixtures.library("echo"), toPath: watched + "/libecho.so")
+        hotPlug.rescan()
+        #expect(kernel.driver(named: "echo") != nil)
+    }
+}

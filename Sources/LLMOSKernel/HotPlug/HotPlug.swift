@@ -178,13 +178,22 @@ public final class HotPlug: @unchecked Sendable {
         }
     }
 
+    /// Where each manifest's library is, keyed by the manifest's own stamp, so that
+    /// a rescan re-reads only manifests that changed.
+    private var libraryOf: [String: (manifestStamp: Int64, library: String?)] = [:]
+
+
     /// Changes when the manifest or the library it names changes.
     private func stamp(of manifest: String) -> [Int64] {
-        var result = [FilePath.modificationStamp(manifest) ?? 0]
-        if let parsed = try? ManifestParser.parse(file: manifest),
-           let library = try? DriverLoader(kernel: kernel).resolveLibrary(parsed) {
-            result.append(FilePath.modificationStamp(library) ?? 0)
+        let manifestStamp = FilePath.modificationStamp(manifest) ?? 0
+        let library: String?
+        if let cached = libraryOf[manifest], cached.manifestStamp == manifestStamp, cached.library != nil {
+            library = cached.library
+        } else {
+            // Not cached while unresolved: the library may be copied in after its manifest.
+            library = (try? ManifestParser.parse(file: manifest)).flatMap { try? DriverLoader(kernel: kernel).resolveLibrary($0) }
+            libraryOf[manifest] = (manifestStamp, library)
         }
-        return result
+        return [manifestStamp, library.flatMap(FilePath.modificationStamp) ?? 0]
     }
 }
