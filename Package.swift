@@ -29,20 +29,25 @@ let package = Package(
         // Layer 3 building blocks.
         .target(name: "LLMOSJSON"),
         .target(name: "CLLMOSSystem", dependencies: ["CLLMOS"]),
+        // System libraries (Debian: libsqlite3-dev, libcurl4-openssl-dev; `make deps` installs them).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(
             name: "LLMOSKernel",
-            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CSQLite", .product(name: "Yams", package: "Yams")]
         ),
+        // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
+        .target(name: "LLMOSNet", dependencies: ["CCurl"]),
         // Layer 5: the command-line shell.
         .executableTarget(
             name: "llmos",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The Swift SDK for driver authors.
         .target(name: "LLMOSDriverSDK", dependencies: ["CLLMOS"], path: "sdk/swift"),
         // Layer 4: drivers.
         .target(name: "CalcDriver", dependencies: ["CLLMOS"], path: "Plugins/calc", publicHeadersPath: "."),
-        .target(name: "TextDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/text"),
+        .target(name: "TextDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/text", exclude: ["README.md"]),
         // Benchmarks (make bench).
         .executableTarget(
             name: "llmos-bench",
@@ -51,7 +56,7 @@ let package = Package(
         ),
         // Tests never link a driver target: they dlopen the built libraries, like the host.
         .testTarget(name: "LLMOSJSONTests", dependencies: ["LLMOSJSON"]),
-        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS"]),
+        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet"]),
         .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON"]),
     ],
     swiftLanguageModes: [.v6]

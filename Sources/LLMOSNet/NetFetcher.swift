@@ -1,0 +1,1 @@
+// The network service: net.fetch through libcurl (see NetFetcher).
