@@ -213,6 +213,19 @@ import Testing
         #expect(errorText(ManifestTests.minimal.replacingOccurrences(of: "library: {path: libdemo.so}", with: "library: {path: libdemo.so, entry: 1abc}")).contains("is not a C symbol name"))
     }
 
+    @Test func resourceArgumentsAreMarkedWithKnownCapabilities() throws {
+        let marked = ManifestTests.minimal.replacingOccurrences(of: "name: {type: string}", with: "name: {type: string, x-llmos-capability: fs.read}, opts: {type: object, properties: {out: {type: string, x-llmos-capability: fs.write}}}")
+        let m = try ManifestParser.parse(text: marked, file: "/m/demo.yaml")
+        let found = try ArgumentCapability.find(in: m.operations[0].inputSchema)
+        #expect(found == [ArgumentCapability(path: ["name"], kind: .fsRead), ArgumentCapability(path: ["opts", "out"], kind: .fsWrite)])
+        let input: JSONValue = ["name": "../x", "opts": ["out": "y"]]
+        #expect(found[1].value(in: input) == "y")
+        #expect(found[1].replacing(in: input, with: "/abs/y") == ["name": "../x", "opts": ["out": "/abs/y"]])
+
+        let typo = ManifestTests.minimal.replacingOccurrences(of: "name: {type: string}", with: "name: {type: string, x-llmos-capability: fs.reed}")
+        #expect(errorText(typo).contains("tools[0].input_schema.properties.name: x-llmos-capability must name a capability"), "\(errorText(typo))")
+    }
+
     @Test func nullOptionalSectionsMeanAbsent() throws {
         let m = try ManifestParser.parse(text: ManifestTests.minimal + "\nlimits:\ncapabilities:\n$schema: ../sdk/schemas/manifest.schema.json\n", file: "/m/demo.yaml")
         #expect(m.limits == Limits())

@@ -501,6 +501,11 @@ extension ManifestParser {
                 if !isTool, !name.isEmpty, !deviceClass.knownOperations.contains(name) {
                     warn("\(field).name", f["name"], "\"\(name)\" is not an operation of the \(deviceClass) class (known: \(deviceClass.knownOperations.joined(separator: ", "))); it can be called directly, but the agent loop will never use it")
                 }
+                if let inputNode = f["input_schema"], errors.count == errorsBefore {
+                    do { _ = try ArgumentCapability.find(in: input) } catch {
+                        self.error("\(field).input_schema" + (error.path.isEmpty ? "" : ".properties." + error.path.joined(separator: ".properties.")), inputNode, error.message)
+                    }
+                }
                 let output = schema(f["output_schema"], "\(field).output_schema", parent: item, required: false)
                 var hints = OperationHints()
                 if let h = f["hints"], !isNull(h), let hp = mapping(h, "\(field).hints") {
