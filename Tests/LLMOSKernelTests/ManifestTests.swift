@@ -256,3 +256,13 @@ import Testing
         #expect(!schema.validate(bad).isEmpty)
     }
 }
+
+@Suite struct FilePathTests {
+    /// "\u{600}/" is one Swift Character; the kernel still sees the "/".
+    @Test func pathsSplitOnBytesNotCharacters() {
+        #expect(FilePath.absolute("/a/stuff\u{600}/../x") == "/a/x")
+        #expect(FilePath.directory(of: "/a/b\u{600}/c") == "/a/b\u{600}")
+        #expect(FilePath.fileName(of: "/a/\u{301}b") == "\u{301}b")
+        #expect(FilePath.absolute("/a/./b//../c") == "/a/c")
+    }
+}

@@ -3,13 +3,15 @@ import Foundation
 /// The few path operations the kernel needs, in one place.
 enum FilePath {
     static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+        let bytes = Array(path.utf8)
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == 0 ? "/" : String(decoding: bytes[..<slash], as: UTF8.self)
     }
 
     static func fileName(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
+        let bytes = Array(path.utf8)
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return String(decoding: bytes[(slash + 1)...], as: UTF8.self)
     }
 
     static func join(_ directory: String, _ name: String) -> String {
@@ -21,13 +23,15 @@ enum FilePath {
     static func absolute(_ path: String, relativeTo base: String = FileManager.default.currentDirectoryPath) -> String {
         let expanded = expandTilde(path)
         let full = expanded.hasPrefix("/") ? expanded : join(base, expanded)
-        var parts: [Substring] = []
-        for part in full.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+        // Split on the byte "/", as the Linux kernel does: a Swift Character can hold a
+        // "/" inside a grapheme cluster ("\u{600}/"), so splitting Characters would miss it.
+        var parts: [ArraySlice<UInt8>] = []
+        for part in Array(full.utf8).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if part.elementsEqual(".".utf8) { continue }
+            if part.elementsEqual("..".utf8) { if !parts.isEmpty { parts.removeLast() }; continue }
             parts.append(part)
         }
-        return "/" + parts.joined(separator: "/")
+        return "/" + parts.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
     }
 
     /// The canonical path with every symlink resolved, or nil when it does not exist.
