@@ -37,7 +37,7 @@ let package = Package(
             dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CSQLite", .product(name: "Yams", package: "Yams")]
         ),
         // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
-        .target(name: "LLMOSNet", dependencies: ["CCurl"]),
+        .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),
         // Layer 5: the command-line shell.
         .executableTarget(
             name: "llmos",

@@ -12,9 +12,17 @@ public struct KernelConfiguration: Sendable {
     public var driverConfig: [String: JSONValue] = [:]
     /// How deep drivers may call tools through `tool.call`.
     public var maxCallDepth = 8
-    /// Tools no one may call (globs over `driver.tool`). The capability layer will
-    /// replace this with the operator's policy (`--deny tool.call=calc.add`).
-    public var deniedTools: [String] = []
+    /// Every capability decision: the manifest's request ∩ the operator's policy, with
+    /// `ask` resolved by the broker's asker. The default grants only `tool.call=*`.
+    public var broker = CapabilityBroker(policy: .builtInDefault)
+    /// Where every call and decision is recorded; nil records nothing.
+    public var audit: (any AuditLog)?
+    /// What relative paths in tool arguments and file system calls are relative to.
+    public var workspace = FileManager.default.currentDirectoryPath
+    /// The host's file services (fs.read, fs.write, fs.list, fs.stat).
+    public var files = FileService()
+    /// The service behind net.fetch; nil answers it with "unsupported".
+    public var network: (any NetworkService)?
     public var log: any KernelLogSink
     public var keyValueStore: any KeyValueStore
     /// The ABI minor manifests are checked against: the header's, except in tests
@@ -201,22 +209,36 @@ public final class Kernel: @unchecked Sendable {
 
     func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallRef?) throws(LLMOSError) -> CallResult {
         let start = llmos_monotonic_ns()
-        try checkGate(tool)
-        // The driver reads the caller's own bytes (NUL-terminated), never a re-encoding.
-        var result: Result<CallResult, LLMOSError>!
-        input.withCString { pointer in
-            let bytes = UnsafeRawBufferPointer(start: pointer, count: input.utf8.count)
-            result = Result { () throws(LLMOSError) in try dispatch(tool, bytes, options, parent, start: start) }
+        let mediation = Mediation(kernel: self, tool: tool, parent: parent, input: input)
+        let decision = mediation.authorizeCall()
+        do throws(LLMOSError) {
+            guard decision.verdict == .allow else {
+                throw LLMOSError(.permissionDenied, "\(tool.qualifiedName): denied by \(decision.rule)")
+            }
+            let outcome = try withCBytes(input) { bytes throws(LLMOSError) in
+                let value = try validateInput(tool, bytes)
+                // Marked arguments are checked on their canonical form, which is what the
+                // driver then receives; otherwise it reads the caller's own bytes.
+                guard let canonical = try mediation.checkArguments(value) else {
+                    return try dispatch(tool, bytes, options, parent, start: start)
+                }
+                return try withCBytes(canonical) { canonicalBytes throws(LLMOSError) in
+                    try dispatch(tool, canonicalBytes, options, parent, start: start)
+                }
+            }
+            mediation.recordCall(decision, outcome: nil, durationNs: outcome.elapsedNanoseconds)
+            return outcome
+        } catch {
+            mediation.recordCall(decision, outcome: error, durationNs: llmos_monotonic_ns() &- start)
+            throw error
         }
-        return try result.get()
     }
 
-    /// Validates the input, then runs the driver under its threading rule and deadline.
+    /// Runs the driver under its threading rule and deadline (the input is validated).
     private func dispatch(_ tool: ToolEntry, _ input: UnsafeRawBufferPointer, _ options: CallOptions,
                           _ parent: CallRef?, start: UInt64) throws(LLMOSError) -> CallResult {
         let name = tool.qualifiedName
         let driver = tool.driver
-        try validateInput(tool, input)
 
         guard driver.enter() else {
             throw LLMOSError(.unavailable, "\(name): the driver \(driver.name) is being unloaded")
@@ -255,16 +277,9 @@ public final class Kernel: @unchecked Sendable {
         }
     }
 
-    @inline(__always)
-    private func checkGate(_ tool: ToolEntry) throws(LLMOSError) {
-        guard !configuration.deniedTools.isEmpty else { return }
-        if let rule = configuration.deniedTools.first(where: { Glob.matches($0, tool.qualifiedName) }) {
-            throw LLMOSError(.permissionDenied, "\(tool.qualifiedName): denied by the rule tool.call=\(rule)")
-        }
-    }
 
     @inline(__always)
-    private func validateInput(_ tool: ToolEntry, _ bytes: UnsafeRawBufferPointer) throws(LLMOSError) {
+    private func validateInput(_ tool: ToolEntry, _ bytes: UnsafeRawBufferPointer) throws(LLMOSError) -> JSONValue {
         let value: JSONValue
         do {
             value = try JSON.parse(bytes)
@@ -272,7 +287,7 @@ public final class Kernel: @unchecked Sendable {
             throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): the input is not valid JSON: \(error)")
         }
         // isValid stops at the first problem; the full list is worth computing only for the message.
-        guard !tool.inputSchema.isValid(value) else { return }
+        guard !tool.inputSchema.isValid(value) else { return value }
         let violations = tool.inputSchema.validate(value)
         throw LLMOSError(.invalidArgument, "\(tool.qualifiedName): invalid input: " + violations.map(\.message).joined(separator: "; "))
     }

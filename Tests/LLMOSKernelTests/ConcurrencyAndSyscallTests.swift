@@ -51,7 +51,7 @@ import Testing
     let log = MemoryLogSink()
 
     init() throws {
-        kernel = makeKernel(log: log)
+        kernel = makeKernel(log: log) { $0.broker = CapabilityBroker(policy: Policy.builtInDefault.adding([try! PolicyParser.rule(fromFlag: "kv=*", action: .allow)])) }
         try kernel.load(manifestAt: try Fixtures.install("syscaller"))
         try kernel.load(manifestAt: try Fixtures.install("echo"))
         try kernel.load(manifestAt: Paths.manifests + "/calc.yaml")
@@ -66,12 +66,21 @@ import Testing
         #expect(try kernel.configuration.keyValueStore.get(namespace: "echo", key: "k1") == nil)
     }
 
+    @Test func aRequestIsNotAGrant() throws {
+        // The manifest asks for kv; the operator granted nothing: denied, and the message says how to grant.
+        let ungranted = makeKernel()
+        try ungranted.load(manifestAt: try Fixtures.install("syscaller"))
+        let error = expectError { try ungranted.call("syscaller.kv_roundtrip", input: #"{"key": "k", "value": "v"}"#) }
+        #expect(error.code == .permissionDenied)
+        #expect(error.message.contains("kv.put of k denied by default: not granted (grant it with --allow"), "\(error.message)")
+    }
+
     @Test func keyValueNeedsTheCapability() throws {
         let noKV = makeKernel()
         try noKV.load(manifestAt: try Fixtures.install("syscaller") { $0.replacingOccurrences(of: "kv: true", with: "kv: false") })
         let error = expectError { try noKV.call("syscaller.kv_roundtrip", input: #"{"key": "k", "value": "v"}"#) }
         #expect(error.code == .permissionDenied)
-        #expect(error.message.contains("kv.put of k denied: its manifest does not request the kv capability"), "\(error.message)")
+        #expect(error.message.contains("kv.put of k denied by manifest: syscaller does not request kv k"), "\(error.message)")
     }
 
     @Test func toolCallGoesThroughTheKernel() throws {
@@ -82,7 +91,7 @@ import Testing
     @Test func toolCallOutsideTheRequestIsDenied() {
         let error = expectError { try kernel.call("syscaller.call_tool", input: #"{"tool": "calc.add", "input": {"a": 1, "b": 2}}"#) }
         #expect(error.code == .permissionDenied)
-        #expect(error.message.contains("tool.call of calc.add denied: its manifest's tool.call request does not cover calc.add"), "\(error.message)")
+        #expect(error.message.contains("calc.add: denied by manifest: syscaller does not request tool.call calc.add"), "\(error.message)")
     }
 
     @Test func nestedCallsAreValidatedToo() {

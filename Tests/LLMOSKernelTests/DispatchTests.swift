@@ -144,11 +144,12 @@ import Testing
     }
 
     @Test func deniedToolsAreRefused() throws {
-        let strict = makeKernel { $0.deniedTools = ["calc.add"] }
+        let deny = try PolicyParser.rule(fromFlag: "tool.call=calc.add", action: .deny)
+        let strict = makeKernel { $0.broker = CapabilityBroker(policy: Policy.builtInDefault.adding([deny])) }
         try strict.load(manifestAt: Paths.manifests + "/calc.yaml")
         let error = expectError { try strict.call("calc.add", input: #"{"a":1,"b":2}"#) }
         #expect(error.code == .permissionDenied)
-        #expect(error.message == "calc.add: denied by the rule tool.call=calc.add")
+        #expect(error.message == "calc.add: denied by --deny tool.call=calc.add", "\(error.message)")
         #expect(try strict.call("calc.sub", input: #"{"a":1,"b":2}"#).output.contains("-1"))
     }
 

@@ -14,6 +14,8 @@ public final class ToolEntry: @unchecked Sendable {
     let outputSchema: JSONSchema?
     let operation: UnsafeMutablePointer<CChar>
     let driver: LoadedDriver
+    /// Input fields that name a resource (`x-llmos-capability`), checked before the call.
+    let argumentCapabilities: [ArgumentCapability]
 
     init(driver: LoadedDriver, spec: OperationSpec) throws(LLMOSError) {
         self.driver = driver
@@ -24,6 +26,11 @@ public final class ToolEntry: @unchecked Sendable {
             outputSchema = try spec.outputSchema.map { schema throws(JSONSchemaError) in try JSONSchema(schema) }
         } catch {
             throw LLMOSError(.invalidManifest, "\(driver.manifest.file): tool \(spec.name): \(error)")
+        }
+        do {
+            argumentCapabilities = try ArgumentCapability.find(in: spec.inputSchema)
+        } catch {
+            throw LLMOSError(.invalidManifest, "\(driver.manifest.file): tool \(spec.name): \(error.message)")
         }
         operation = strdup(spec.name)
     }

@@ -2,9 +2,9 @@ import CLLMOS
 import LLMOSJSON
 
 /// The system calls a driver makes through `host->syscall`: the one choke point
-/// where a driver reaches anything outside itself. Each call is checked against
-/// what the calling driver's manifest requested (the capability issue adds the
-/// operator's grants on top); the answer is JSON, an error is
+/// where a driver reaches anything outside itself. Every resource is checked by the
+/// capability broker (the driver's manifest request ∩ the operator's policy) on its
+/// canonical form, and audited; the answer is JSON, an error is
 /// `{"error": {"code": "...", "message": "..."}}`. See docs/SYSCALLS.md.
 struct SyscallTable {
     unowned let kernel: Kernel
@@ -23,6 +23,27 @@ struct SyscallTable {
         "kv.delete": { t, c, r throws(LLMOSError) in encode(try t.kvDelete(c, r)) },
         // The nested call's output goes back as the driver wrote it, without re-encoding.
         "tool.call": { t, c, r throws(LLMOSError) in Array(try t.toolCall(c, r).utf8) },
+        "fs.read": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsRead(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
+        "fs.write": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsWrite(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
+        "fs.list": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsList(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
+        "fs.stat": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsStat(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
+        "env.get": { t, c, r throws(LLMOSError) in
+            encode(try EnvService.envGet(r, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName))
+        },
+        "net.fetch": { t, c, r throws(LLMOSError) in
+            guard let network = t.kernel.configuration.network else {
+                throw LLMOSError(.unsupported, "net.fetch: this host has no network service")
+            }
+            return encode(try network.fetch(r, authorize: t.authorizer(c)))
+        },
     ]
 
     static var services: [String] { handlers.keys.sorted() }
@@ -64,13 +85,29 @@ struct SyscallTable {
 
     // MARK: Checks
 
-    private func require(_ caller: CallRef, _ capability: String, _ resource: String, _ service: String) throws(LLMOSError) {
-        let manifest = caller.pointee.tool.driver.manifest
-        guard manifest.capabilities.covers(capability, resource) else {
-            let requested = manifest.capabilities[capability] == nil
-                ? "its manifest does not request the \(capability) capability"
-                : "its manifest's \(capability) request does not cover \(resource)"
-            throw LLMOSError(.permissionDenied, "\(manifest.name): \(service) of \(resource) denied: \(requested) (\(manifest.file): capabilities)")
+    var workspace: String { kernel.configuration.workspace }
+    var files: FileService { kernel.configuration.files }
+
+    /// Decides a request made by the driver running `caller`: the broker checks it
+    /// against the driver's manifest and the policy, and the decision is audited.
+    func authorizer(_ caller: CallRef) -> @Sendable (AccessRequest) -> Decision {
+        let kernel = self.kernel
+        let tool = caller.pointee.tool
+        return { request in
+            var request = request
+            request.driver = tool.driver.name
+            request.tool = tool.qualifiedName
+            let decision = kernel.configuration.broker.check(request, requested: tool.driver.manifest.capabilities)
+            kernel.configuration.audit?.append(AuditEntry(request: request, decision: decision, argsHash: "",
+                                                          outcome: decision.verdict == .allow ? "ok" : "permission_denied"))
+            return decision
+        }
+    }
+
+    private func require(_ caller: CallRef, _ kind: CapabilityKind, _ resource: String, _ service: String) throws(LLMOSError) {
+        let decision = authorizer(caller)(AccessRequest(kind: kind, resource: resource, driver: ""))
+        guard decision.verdict == .allow else {
+            throw LLMOSError(.permissionDenied, "\(caller.pointee.tool.driver.name): \(service) of \(resource) denied by \(decision.rule)")
         }
     }
 
@@ -101,7 +138,7 @@ struct SyscallTable {
 
     private func kvGet(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let key = try string(request, "key", "kv.get", maxBytes: Self.maxKeyBytes)
-        try require(caller, "kv", key, "kv.get")
+        try require(caller, .kv, key, "kv.get")
         let value = try kernel.configuration.keyValueStore.get(namespace: caller.pointee.tool.driver.name, key: key)
         return ["found": .bool(value != nil), "value": value.map(JSONValue.string) ?? .null]
     }
@@ -109,22 +146,23 @@ struct SyscallTable {
     private func kvPut(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let key = try string(request, "key", "kv.put", maxBytes: Self.maxKeyBytes)
         let value = try string(request, "value", "kv.put", maxBytes: Self.maxValueBytes)
-        try require(caller, "kv", key, "kv.put")
+        try require(caller, .kv, key, "kv.put")
         try kernel.configuration.keyValueStore.put(namespace: caller.pointee.tool.driver.name, key: key, value: value)
         return ["ok": true]
     }
 
     private func kvDelete(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
         let key = try string(request, "key", "kv.delete", maxBytes: Self.maxKeyBytes)
-        try require(caller, "kv", key, "kv.delete")
+        try require(caller, .kv, key, "kv.delete")
         return ["deleted": .bool(try kernel.configuration.keyValueStore.delete(namespace: caller.pointee.tool.driver.name, key: key))]
     }
 
     /// A driver calling another tool: the same checks as any call, plus the
     /// caller's tool.call request and a depth limit against runaway recursion.
     private func toolCall(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> String {
+        // Whether the caller may call it is decided in the call itself (Mediation), with
+        // the caller's manifest request: the same check as any call.
         let name = try string(request, "tool", "tool.call", maxBytes: 256)
-        try require(caller, "tool.call", name, "tool.call")
         guard caller.pointee.depth + 1 <= kernel.configuration.maxCallDepth else {
             throw LLMOSError(.resourceExhausted, "tool.call of \(name): call depth limit of \(kernel.configuration.maxCallDepth) reached: tools may call tools at most \(kernel.configuration.maxCallDepth) levels deep, and \(caller.pointee.tool.qualifiedName) is already \(caller.pointee.depth) levels down")
         }

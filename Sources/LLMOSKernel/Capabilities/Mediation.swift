@@ -1,0 +1,89 @@
+import LLMOSJSON
+
+/// The capability checks of one call, in one place: may this tool be called at all
+/// (tool.call rules, confirmation for destructive tools), are its marked arguments
+/// granted on their canonical form, and the audit record of it all.
+struct Mediation {
+    let kernel: Kernel
+    let tool: ToolEntry
+    let parent: CallRef?
+    let input: String
+
+    var broker: CapabilityBroker { kernel.configuration.broker }
+
+    /// Who asks: the driver whose code makes the call, or "" for the operator (a
+    /// command, later the agent loop).
+    var caller: ToolEntry? { parent?.pointee.tool }
+
+    var callRequest: AccessRequest {
+        AccessRequest(kind: .toolCall, resource: tool.qualifiedName, driver: caller?.driver.name ?? "", tool: caller?.qualifiedName)
+    }
+
+    /// tool.call rules decide whether the tool may be called at all; a driver calling a
+    /// tool needs its manifest to request it too.
+    func authorizeCall() -> Decision {
+        broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: caller?.driver.name ?? "",
+                             callerTool: caller?.qualifiedName, requested: caller?.driver.manifest.capabilities)
+    }
+
+    /// Checks every marked argument on its canonical form (paths resolved against the
+    /// workspace, symlinks and `..` gone; URLs as scheme://host:port). Returns the input
+    /// the driver should receive when a path changed, nil when the caller's bytes stand.
+    func checkArguments(_ value: JSONValue) throws(LLMOSError) -> String? {
+        guard !tool.argumentCapabilities.isEmpty else { return nil }
+        var rewritten = value
+        var changed = false
+        for argument in tool.argumentCapabilities {
+            guard let raw = argument.value(in: value) else { continue }
+            var request = AccessRequest(kind: argument.kind, resource: raw, driver: tool.driver.name, tool: tool.qualifiedName)
+            var canonicalForDriver: String?
+            switch argument.kind {
+            case .fsRead, .fsWrite, .exec:
+                let canonical = try PathCanonicalizer(workspace: kernel.configuration.workspace).canonicalize(raw).path
+                request.resource = canonical
+                canonicalForDriver = canonical
+            case .netConnect:
+                if let network = kernel.configuration.network {
+                    let (resource, address) = try network.canonicalResource(of: raw)
+                    request.resource = resource
+                    request.address = address
+                }
+            default:
+                break
+            }
+            let decision = broker.check(request, requested: tool.driver.manifest.capabilities)
+            record(request, decision, outcome: decision.verdict == .allow ? nil : LLMOSError(.permissionDenied, ""))
+            guard decision.verdict == .allow else {
+                throw LLMOSError(.permissionDenied, "\(tool.qualifiedName): \(argument.dottedPath): \(argument.kind.rawValue) of \(request.resource) denied by \(decision.rule)")
+            }
+            if let canonical = canonicalForDriver, canonical != raw {
+                rewritten = argument.replacing(in: rewritten, with: canonical)
+                changed = true
+            }
+        }
+        return changed ? rewritten.serialized() : nil
+    }
+
+    /// The call's own audit record: who called what, the decision, the outcome, the time.
+    func recordCall(_ decision: Decision, outcome: LLMOSError?, durationNs: UInt64) {
+        guard let audit = kernel.configuration.audit else { return }
+        audit.append(AuditEntry(request: callRequest, decision: decision, argsHash: AuditEntry.hashArguments(input),
+                                outcome: AuditEntry.outcome(of: outcome), durationNs: Int64(clamping: durationNs)))
+    }
+
+    func record(_ request: AccessRequest, _ decision: Decision, outcome: LLMOSError?) {
+        guard let audit = kernel.configuration.audit else { return }
+        audit.append(AuditEntry(request: request, decision: decision, argsHash: AuditEntry.hashArguments(input),
+                                outcome: AuditEntry.outcome(of: outcome)))
+    }
+}
+
+/// `String.withCString` for typed-throws bodies.
+func withCBytes<T>(_ text: String, _ body: (UnsafeRawBufferPointer) throws(LLMOSError) -> T) throws(LLMOSError) -> T {
+    var result: Result<T, LLMOSError>!
+    text.withCString { pointer in
+        let bytes = UnsafeRawBufferPointer(start: pointer, count: text.utf8.count)
+        result = Result { () throws(LLMOSError) in try body(bytes) }
+    }
+    return try result.get()
+}
