@@ -10,7 +10,7 @@ struct Demo: ParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() throws {
-        let (kernel, report) = host.makeKernel()
+        let (kernel, report) = try host.makeKernel()
         print("llmos — driver ABI \(Kernel.abiVersion)\n")
         print("Loaded \(report.loaded.count) driver\(report.loaded.count == 1 ? "" : "s") from the driver path:")
         for d in kernel.loadedDrivers {
@@ -45,7 +45,7 @@ struct Watch: ParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() throws {
-        let (kernel, report) = host.makeKernel()
+        let (kernel, report) = try host.makeKernel()
         let directories = host.searchPath.entries.map(\.directory)
         let hotPlug = HotPlug(kernel: kernel, directories: directories) { event in
             print("\(ISO8601DateFormatter().string(from: Date())) \(event)")

@@ -23,7 +23,7 @@ struct Doctor: ParsableCommand {
         }
         checks.append(Check(name: "hot plug", ok: HotPlugProbe.inotifyWorks(), detail: HotPlugProbe.inotifyWorks() ? "inotify available" : "inotify unavailable: drivers are loaded at start only"))
 
-        let (kernel, report) = host.makeKernel(reportFailures: false)
+        let (kernel, report) = try host.makeKernel(reportFailures: false)
         let path = host.searchPath
         if json {
             Terminal.printJSON([

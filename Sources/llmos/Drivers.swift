@@ -17,7 +17,7 @@ struct Drivers: ParsableCommand {
         @Flag(help: "Print JSON for programs.") var json = false
 
         func run() throws {
-            let (kernel, report) = host.makeKernel(reportFailures: false)
+            let (kernel, report) = try host.makeKernel(reportFailures: false)
             let drivers = kernel.loadedDrivers
             if json {
                 Terminal.printJSON([
@@ -53,7 +53,7 @@ struct Drivers: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                let (kernel, _) = host.makeKernel()
+                let (kernel, _) = try host.makeKernel()
                 guard let info = kernel.driver(named: name) else {
                     let near = kernel.driverNames.filter { $0.hasPrefix(name.prefix(2)) }
                     throw CommandFailure(message: "no driver named \(name) is loaded" + (near.isEmpty ? "" : " (loaded: \(kernel.driverNames.joined(separator: ", ")))") + "; `llmos drivers list` shows what is there and what failed")

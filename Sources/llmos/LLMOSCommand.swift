@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LLMOSJSON
 import LLMOSKernel
+import LLMOSNet
 
 @main
 struct LLMOSCommand: ParsableCommand {
@@ -23,7 +24,7 @@ struct LLMOSCommand: ParsableCommand {
           llmos new driver weather --lang c
           llmos doctor                     what loads, what does not, and why
         """,
-        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, New.self, Doctor.self, Watch.self]
+        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self]
     )
 }
 
@@ -37,6 +38,8 @@ struct HostOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print the kernel's debug log to standard error.")
     var verbose = false
+
+    @OptionGroup(title: "Permissions") var permissions: PermissionOptions
 
     /// `--config NAME=JSON` values, parsed; a malformed one is a usage error.
     func parsedConfig() throws -> [String: JSONValue] {
@@ -60,10 +63,12 @@ struct HostOptions: ParsableArguments {
 
     var searchPath: DriverSearchPath { .standard(flags: driverDirectories) }
 
-    /// A kernel with every driver on the path loaded; failures are reported, not fatal.
-    func makeKernel(reportFailures: Bool = true) -> (Kernel, LoadReport) {
+    /// A kernel with every driver on the path loaded; driver failures are reported,
+    /// not fatal. A policy with an error is: it is never half-applied.
+    func makeKernel(reportFailures: Bool = true) throws -> (Kernel, LoadReport) {
         var configuration = KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn))
         configuration.driverConfig = (try? parsedConfig()) ?? [:]
+        try permissions.configure(&configuration)
         let kernel = Kernel(configuration: configuration)
         let report = kernel.loadAll(from: searchPath)
         if reportFailures {
@@ -94,5 +99,56 @@ extension ParsableCommand {
             Terminal.error(failure.message)
             throw ExitCode(failure.exitCode)
         }
+    }
+}
+
+/// Who may do what: the policy files, grants on the command line, the workspace, and
+/// where decisions are recorded.
+struct PermissionOptions: ParsableArguments {
+    @Option(name: .customLong("policy"), help: ArgumentHelp("A policy file to use as well as ~/.config/llmos/policy.yaml and ./llmos.policy.yaml (naming ./llmos.policy.yaml here trusts its allow rules).", valueName: "FILE"))
+    var policyFile: String?
+
+    @Option(name: .customLong("allow"), help: ArgumentHelp("Grant a capability, e.g. --allow fs.read=~/notes/** or --allow net.connect=https://api.example.com:443 (repeatable). Scope it with driver:NAME/ or tool:NAME/ before the kind.", valueName: "KIND=PATTERN"))
+    var allow: [String] = []
+
+    @Option(name: .customLong("deny"), help: ArgumentHelp("Refuse a capability, e.g. --deny tool.call=calc.add or --deny net.connect=* (deny beats ask beats allow).", valueName: "KIND=PATTERN"))
+    var deny: [String] = []
+
+    @Option(name: .customLong("ask"), help: ArgumentHelp("Ask on the terminal before allowing (denied when there is no terminal).", valueName: "KIND=PATTERN"))
+    var ask: [String] = []
+
+    @Option(name: .customLong("audit"), help: ArgumentHelp("Allow, and flag the audit record for review.", valueName: "KIND=PATTERN"))
+    var auditRules: [String] = []
+
+    @Option(name: .customLong("workspace"), help: ArgumentHelp("The directory relative paths and ${workspace} mean (default: the current directory).", valueName: "DIR"))
+    var workspace: String?
+
+    @Option(name: .customLong("audit-log"), help: ArgumentHelp("The audit database (default: ~/.local/state/llmos/audit.sqlite3).", valueName: "FILE"))
+    var auditLog: String?
+
+    @Flag(name: .customLong("no-audit-log"), help: "Do not record calls and decisions (for experiments; the default records everything).")
+    var noAuditLog = false
+
+    var context: PolicyContext {
+        PolicyContext(workspace: workspace)
+    }
+
+    /// The merged policy: built-in default, standard files, --policy, then the flags.
+    func policy() throws -> Policy {
+        var grants: [PolicyRule] = []
+        for (flags, action) in [(allow, PolicyAction.allow), (deny, .deny), (ask, .ask), (auditRules, .audit)] {
+            for flag in flags { grants.append(try PolicyParser.rule(fromFlag: flag, action: action, context: context)) }
+        }
+        return try PolicyParser.load(policyFile: policyFile, grants: grants, context: context)
+    }
+
+    var auditPath: String { auditLog.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? SQLiteAuditLog.defaultPath() }
+
+    func configure(_ configuration: inout KernelConfiguration) throws {
+        configuration.broker = CapabilityBroker(policy: try policy(), asker: TerminalAsker(), context: context)
+        configuration.workspace = context.workspace
+        configuration.network = CurlNetworkService()
+        configuration.keyValueStore = try SQLiteKeyValueStore()
+        if !noAuditLog { configuration.audit = try SQLiteAuditLog(path: auditPath) }
     }
 }

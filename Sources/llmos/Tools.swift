@@ -12,7 +12,7 @@ struct Tools: ParsableCommand {
     @Argument(help: "Only tools whose name starts with this (e.g. calc or calc.add).") var prefix: String?
 
     func run() throws {
-        let (kernel, _) = host.makeKernel()
+        let (kernel, _) = try host.makeKernel()
         let tools = kernel.tools.filter { prefix == nil || $0.name.hasPrefix(prefix!) }
         if json {
             Terminal.printJSON(.array(tools.map(\.json)))
@@ -65,7 +65,7 @@ struct Call: ParsableCommand {
     @Flag(help: "Pretty-print the output.") var pretty = false
 
     func run() throws {
-        let (kernel, _) = host.makeKernel()
+        let (kernel, _) = try host.makeKernel()
         let text = input == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : input
         do {
             let result = try kernel.call(tool, input: text)

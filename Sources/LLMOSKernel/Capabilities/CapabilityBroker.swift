@@ -122,9 +122,14 @@ public final class CapabilityBroker: @unchecked Sendable {
     /// policy says (the effective set is the intersection); then the policy decides,
     /// and an `ask` goes to a session grant or the asker.
     public func check(_ request: AccessRequest, requested: CapabilityRequests?) -> Decision {
-        if let requested, let denial = manifestDenial(request, requested) { return denial }
-        let decision = policy.decide(request)
+        let decision = evaluate(request, requested: requested)
         return decision.verdict == .ask ? resolveAsk(request, decision) : decision
+    }
+
+    /// The decision before anyone is asked: an `ask` stays `ask` (for `llmos policy explain`).
+    public func evaluate(_ request: AccessRequest, requested: CapabilityRequests?) -> Decision {
+        if let requested, let denial = manifestDenial(request, requested) { return denial }
+        return policy.decide(request)
     }
 
     /// Whether `caller` ("" for the operator, the model's agent loop included, or a
@@ -136,6 +141,14 @@ public final class CapabilityBroker: @unchecked Sendable {
     public func checkToolCall(tool: String, hints: OperationHints, caller: String,
                               callerTool: String? = nil, requested: CapabilityRequests? = nil) -> Decision {
         let request = AccessRequest(kind: .toolCall, resource: tool, driver: caller, tool: callerTool)
+        let decision = evaluateToolCall(tool: tool, hints: hints, caller: caller, callerTool: callerTool, requested: requested)
+        return decision.verdict == .ask ? resolveAsk(request, decision) : decision
+    }
+
+    /// `checkToolCall` before anyone is asked.
+    public func evaluateToolCall(tool: String, hints: OperationHints, caller: String,
+                                 callerTool: String? = nil, requested: CapabilityRequests? = nil) -> Decision {
+        let request = AccessRequest(kind: .toolCall, resource: tool, driver: caller, tool: callerTool)
         if let requested, let denial = manifestDenial(request, requested) { return denial }
         let policy = self.policy
         var decision = policy.decide(request)
@@ -144,7 +157,7 @@ public final class CapabilityBroker: @unchecked Sendable {
             decision = Decision(verdict: .ask, flagged: decision.flagged,
                                 rule: "\(Self.confirmationPrefix)\(tool) is marked \(mark): it asks unless a rule allows it by name (--allow tool.call=\(tool))")
         }
-        return decision.verdict == .ask ? resolveAsk(request, decision) : decision
+        return decision
     }
 
     // MARK: Session grants

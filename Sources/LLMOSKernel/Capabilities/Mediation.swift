@@ -35,22 +35,10 @@ struct Mediation {
         var changed = false
         for argument in tool.argumentCapabilities {
             guard let raw = argument.value(in: value) else { continue }
-            var request = AccessRequest(kind: argument.kind, resource: raw, driver: tool.driver.name, tool: tool.qualifiedName)
-            var canonicalForDriver: String?
-            switch argument.kind {
-            case .fsRead, .fsWrite, .exec:
-                let canonical = try PathCanonicalizer(workspace: kernel.configuration.workspace).canonicalize(raw).path
-                request.resource = canonical
-                canonicalForDriver = canonical
-            case .netConnect:
-                if let network = kernel.configuration.network {
-                    let (resource, address) = try network.canonicalResource(of: raw)
-                    request.resource = resource
-                    request.address = address
-                }
-            default:
-                break
-            }
+            let request = try self.request(for: argument, raw: raw)
+            // Paths reach the driver in the form that was checked; URLs stay as given
+            // (net.fetch checks every hop again).
+            let canonicalForDriver = argument.kind.isPath ? request.resource : nil
             let decision = broker.check(request, requested: tool.driver.manifest.capabilities)
             record(request, decision, outcome: decision.verdict == .allow ? nil : LLMOSError(.permissionDenied, ""))
             guard decision.verdict == .allow else {
@@ -62,6 +50,22 @@ struct Mediation {
             }
         }
         return changed ? rewritten.serialized() : nil
+    }
+
+    /// The request a marked argument makes, on the argument's canonical form.
+    func request(for argument: ArgumentCapability, raw: String) throws(LLMOSError) -> AccessRequest {
+        var request = AccessRequest(kind: argument.kind, resource: raw, driver: tool.driver.name, tool: tool.qualifiedName)
+        switch argument.kind {
+        case .fsRead, .fsWrite, .exec:
+            request.resource = try PathCanonicalizer(workspace: kernel.configuration.workspace).canonicalize(raw).path
+        case .netConnect:
+            if let network = kernel.configuration.network {
+                (request.resource, request.address) = try network.canonicalResource(of: raw)
+            }
+        default:
+            break
+        }
+        return request
     }
 
     /// The call's own audit record: who called what, the decision, the outcome, the time.
