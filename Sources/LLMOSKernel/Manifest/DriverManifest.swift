@@ -105,6 +105,13 @@ public struct OperationHints: Sendable, Equatable {
     public var destructive = false
     public var needsConfirmation = false
     public var idempotent = false
+
+    public init(readOnly: Bool = false, destructive: Bool = false, needsConfirmation: Bool = false, idempotent: Bool = false) {
+        self.readOnly = readOnly
+        self.destructive = destructive
+        self.needsConfirmation = needsConfirmation
+        self.idempotent = idempotent
+    }
 }
 
 public struct OperationSpec: Sendable {
