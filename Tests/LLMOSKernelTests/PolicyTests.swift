@@ -721,10 +721,3 @@ fileprivate extension CapabilityRequests {
     }
 }
 
-fileprivate extension OperationHints {
-    init(destructive: Bool = false, needsConfirmation: Bool = false) {
-        self.init()
-        self.destructive = destructive
-        self.needsConfirmation = needsConfirmation
-    }
-}
