@@ -382,7 +382,7 @@ public struct PolicyErrors: Error, Sendable {
 }
 
 extension PolicyParser {
-    struct Reader {
+    struct Reader: YAMLNodeReading {
         let file: String
         /// How rules name the file ("llmos.policy.yaml").
         let source: String
@@ -400,30 +400,9 @@ extension PolicyParser {
             errors.append(PolicyDiagnostic(file: file, field: field, line: node?.mark?.line, message: message))
         }
 
-        func tagName(_ scalar: Node.Scalar) -> Tag.Name { Tag.Name(rawValue: Node.scalar(scalar).tag.rawValue) }
 
-        func isType(_ node: Node, _ name: Tag.Name) -> Bool {
-            guard case .scalar(let scalar) = node else { return false }
-            return tagName(scalar) == name
-        }
 
-        func kind(_ node: Node) -> String {
-            switch node {
-            case .mapping: return "a mapping"
-            case .sequence: return "a list"
-            case .alias: return "an alias"
-            case .scalar(let s):
-                switch tagName(s) {
-                case .null: return "null"
-                case .bool: return "a boolean (\(s.string))"
-                case .int: return "an integer (\(s.string))"
-                case .float: return "a number (\(s.string))"
-                default: return "a string (\"\(s.string.prefix(40))\")"
-                }
-            }
-        }
 
-        func join(_ parent: String, _ key: String) -> String { parent.isEmpty ? key : "\(parent).\(key)" }
 
         var aliasReported = false
         /// Values read so far: a policy has hundreds, and aliases must not multiply them.
@@ -473,7 +452,6 @@ extension PolicyParser {
             return pairs
         }
 
-        func isNull(_ node: Node) -> Bool { isType(node, .null) }
 
         // MARK: The document
 

@@ -91,7 +91,7 @@ public struct ManifestErrors: Error, Sendable {
 }
 
 extension ManifestParser {
-    struct Reader {
+    struct Reader: YAMLNodeReading {
         let file: String
         var errors: [ManifestDiagnostic] = []
         var warnings: [ManifestDiagnostic] = []
@@ -183,33 +183,10 @@ extension ManifestParser {
             return value
         }
 
-        /// The resolved tag (str, int, float, bool, null) of a scalar.
-        func tagName(_ scalar: Node.Scalar) -> Tag.Name { Tag.Name(rawValue: Node.scalar(scalar).tag.rawValue) }
 
-        func isNull(_ node: Node) -> Bool { isType(node, .null) }
 
-        func isType(_ node: Node, _ name: Tag.Name) -> Bool {
-            guard case .scalar(let scalar) = node else { return false }
-            return tagName(scalar) == name
-        }
 
-        func kind(_ node: Node) -> String {
-            switch node {
-            case .mapping: return "a mapping"
-            case .sequence: return "a list"
-            case .alias: return "an alias"
-            case .scalar(let s):
-                switch tagName(s) {
-                case .null: return "null"
-                case .bool: return "a boolean (\(s.string))"
-                case .int: return "an integer (\(s.string))"
-                case .float: return "a number (\(s.string))"
-                default: return "a string (\"\(s.string.prefix(40))\")"
-                }
-            }
-        }
 
-        func join(_ parent: String, _ key: String) -> String { parent.isEmpty ? key : "\(parent).\(key)" }
 
         /// A YAML node as JSON (for schemas), reporting what JSON cannot hold.
         mutating func json(_ node: Node, _ field: String) -> JSONValue? {
