@@ -362,19 +362,7 @@ public struct PolicyFile: Sendable {
     public var policy: Policy { Policy(rules: rules) }
 }
 
-public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
-    public var file: String
-    /// Where in the document: "deny.fs.read[1]", "drivers.notes.allow.kv", or "" for the whole file.
-    public var field: String
-    public var line: Int?
-    public var message: String
-
-    public var description: String {
-        var location = file
-        if let line { location += ":\(line)" }
-        return field.isEmpty ? "\(location): \(message)" : "\(location): \(field): \(message)"
-    }
-}
+public typealias PolicyDiagnostic = FileDiagnostic
 
 /// The full list behind a refused policy, for programs (`--json`).
 public struct PolicyErrors: Error, Sendable {

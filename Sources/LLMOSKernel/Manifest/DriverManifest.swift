@@ -122,9 +122,10 @@ public struct OperationSpec: Sendable {
     public var hints: OperationHints
 }
 
-public struct ManifestDiagnostic: Sendable, Equatable, CustomStringConvertible {
+/// A problem in a file a person wrote (a manifest, a policy): where, and what.
+public struct FileDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public var file: String
-    /// Where in the document: "tools[1].input_schema.type", or "" for the whole file.
+    /// Where in the document: "tools[1].input_schema.type", "deny.fs.read[1]", or "" for the whole file.
     public var field: String
     public var line: Int?
     public var message: String
@@ -134,4 +135,13 @@ public struct ManifestDiagnostic: Sendable, Equatable, CustomStringConvertible {
         if let line { location += ":\(line)" }
         return field.isEmpty ? "\(location): \(message)" : "\(location): \(field): \(message)"
     }
+
+    public init(file: String, field: String, line: Int?, message: String) {
+        self.file = file
+        self.field = field
+        self.line = line
+        self.message = message
+    }
 }
+
+public typealias ManifestDiagnostic = FileDiagnostic
