@@ -86,7 +86,7 @@ public struct SessionGrant: Sendable, Hashable, Identifiable, CustomStringConver
     }
 
     func covers(_ request: AccessRequest) -> Bool {
-        request.kind == kind && request.resource == resource && request.driver == driver
+        request.kind == kind && request.resource.sameBytes(as: resource) && request.driver.sameBytes(as: driver)
     }
 }
 

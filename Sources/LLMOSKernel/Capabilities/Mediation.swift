@@ -44,7 +44,7 @@ struct Mediation {
             guard decision.verdict == .allow else {
                 throw LLMOSError(.permissionDenied, "\(tool.qualifiedName): \(argument.dottedPath): \(argument.kind.rawValue) of \(request.resource) denied by \(decision.rule)")
             }
-            if let canonical = canonicalForDriver, canonical != raw {
+            if let canonical = canonicalForDriver, !canonical.sameBytes(as: raw) {
                 rewritten = argument.replacing(in: rewritten, with: canonical)
                 changed = true
             }

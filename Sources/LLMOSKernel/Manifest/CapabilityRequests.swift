@@ -48,8 +48,16 @@ public struct CapabilityRequests: Sendable, Equatable {
         }.joined(separator: ", ")
     }
 
+    /// Byte-for-byte: requests naming canonically equivalent but different paths differ.
     public static func == (a: CapabilityRequests, b: CapabilityRequests) -> Bool {
-        a.entries.count == b.entries.count && zip(a.entries, b.entries).allSatisfy { $0.name == $1.name && $0.scope == $1.scope }
+        a.entries.count == b.entries.count && zip(a.entries, b.entries).allSatisfy { x, y in
+            guard x.name.sameBytes(as: y.name) else { return false }
+            switch (x.scope, y.scope) {
+            case (.any, .any): return true
+            case (.patterns(let p), .patterns(let q)): return p.count == q.count && zip(p, q).allSatisfy { $0.sameBytes(as: $1) }
+            default: return false
+            }
+        }
     }
 }
 
