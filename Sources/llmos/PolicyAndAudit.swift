@@ -148,11 +148,21 @@ struct AuditCommand: ParsableCommand {
             abstract: "Recompute the hash chain and report any edited, inserted or deleted row.",
             discussion: "Exits 0 when the chain is intact, 1 when it is not (the message names the row).")
         @OptionGroup var log: LogOption
+        @Option(help: ArgumentHelp("A chain head kept elsewhere (from an earlier `verify --json`: last_sequence:head), so that a log rewritten from some row on, or cut short, is caught too.", valueName: "SEQ:HASH"))
+        var anchor: String?
         @Flag(help: "Print JSON for programs.") var json = false
 
         func run() throws {
             try reportingErrors {
-                let result = try log.open().verify()
+                var kept: AuditAnchor?
+                if let anchor {
+                    let parts = anchor.split(separator: ":")
+                    guard parts.count == 2, let sequence = Int64(parts[0]), parts[1].count == 64 else {
+                        throw CommandFailure(message: "--anchor \(anchor): expected SEQ:HASH, e.g. 42:<64 hex digits> (last_sequence and head from `llmos audit verify --json`)")
+                    }
+                    kept = AuditAnchor(sequence: sequence, hash: String(parts[1]))
+                }
+                let result = try log.open().verify(anchor: kept)
                 if json {
                     Terminal.printJSON(["ok": .bool(result.isValid), "rows": .int(Int64(result.rowsChecked)), "last_sequence": .int(result.lastSequence),
                                         "head": .string(result.headHash), "problems": .array(result.problems.map { ["kind": .string($0.kind.rawValue), "message": .string($0.message)] })])

@@ -35,7 +35,10 @@ struct Mediation {
         var changed = false
         for argument in tool.argumentCapabilities {
             guard let raw = argument.value(in: value) else { continue }
-            let request = try self.request(for: argument, raw: raw)
+            let request: AccessRequest
+            do { request = try self.request(for: argument, raw: raw) } catch {
+                throw LLMOSError(error.code, "\(tool.qualifiedName): \(argument.dottedPath): \(error.message)", cause: error)
+            }
             // Paths reach the driver in the form that was checked; URLs stay as given
             // (net.fetch checks every hop again).
             let canonicalForDriver = argument.kind.isPath ? request.resource : nil
