@@ -145,7 +145,8 @@ struct PermissionOptions: ParsableArguments {
     var auditPath: String { auditLog.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? SQLiteAuditLog.defaultPath() }
 
     func configure(_ configuration: inout KernelConfiguration) throws {
-        configuration.broker = CapabilityBroker(policy: try policy(), asker: TerminalAsker(), context: context)
+        configuration.broker = CapabilityBroker(policy: try policy(), asker: TerminalAsker(), context: context,
+                                                sessionStore: FileSessionGrantStore.forCurrentSession())
         configuration.workspace = context.workspace
         configuration.network = CurlNetworkService()
         configuration.keyValueStore = try SQLiteKeyValueStore()

@@ -13,7 +13,7 @@ struct PolicyCommand: ParsableCommand {
         only restrict), --policy FILE and --allow/--deny/--ask/--audit flags. Deny beats ask \
         beats allow, whatever the specificity.
         """,
-        subcommands: [Show.self, Explain.self],
+        subcommands: [Show.self, Explain.self, Grants.self, Revoke.self],
         defaultSubcommand: Show.self)
 
     struct Show: ParsableCommand {
@@ -65,6 +65,57 @@ struct PolicyCommand: ParsableCommand {
                     let what = check.request.resource.isEmpty ? check.request.kind.rawValue : "\(check.request.kind.rawValue) \(check.request.resource)"
                     print("\(check.subject): \(what)\n  → \(check.decision.verdict.rawValue)\(check.decision.flagged ? " (flagged)" : "") by \(check.decision.rule)")
                     for rule in check.rules where rule.matched { print("    matches: \(rule.rule)") }
+                }
+            }
+        }
+    }
+}
+
+extension PolicyCommand {
+    /// The grants answered "allow for this session" in this terminal session.
+    static func sessionBroker() -> CapabilityBroker {
+        CapabilityBroker(policy: .empty, sessionStore: FileSessionGrantStore.forCurrentSession())
+    }
+
+    struct Grants: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The grants given \"for this session\" (this terminal's login session).",
+            discussion: "When llmos asks on the terminal and you answer [s], the grant lasts for this login session; `llmos policy revoke` takes it back.")
+        @Flag(help: "Print JSON for programs.") var json = false
+
+        func run() throws {
+            let grants = PolicyCommand.sessionBroker().sessionGrants
+            if json {
+                Terminal.printJSON(.array(grants.map { ["id": .int(Int64($0.id)), "capability": .string($0.kind.rawValue), "resource": .string($0.resource), "driver": .string($0.driver)] }))
+            } else if grants.isEmpty {
+                print("No session grants in this session.")
+            } else {
+                grants.forEach { print($0.description) }
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take back a session grant (by the number `llmos policy grants` shows), or all of them.")
+        @Argument(help: "The grant's number.") var id: Int?
+        @Flag(help: "Revoke every session grant.") var all = false
+
+        func validate() throws {
+            guard (id != nil) != all else { throw ValidationError("give a grant number or --all (see `llmos policy grants`)") }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let broker = PolicyCommand.sessionBroker()
+                if all {
+                    let count = broker.sessionGrants.count
+                    broker.revokeAll()
+                    print("revoked \(count) session grant\(count == 1 ? "" : "s")")
+                } else if let id, broker.revoke(id) {
+                    print("revoked session grant #\(id)")
+                } else {
+                    let ids = broker.sessionGrants.map { "#\($0.id)" }
+                    throw CommandFailure(message: "no session grant #\(id ?? 0)" + (ids.isEmpty ? " (there are none)" : " (there are \(ids.joined(separator: ", ")))"))
                 }
             }
         }

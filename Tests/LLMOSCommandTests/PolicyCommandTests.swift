@@ -81,3 +81,30 @@ import Testing
         #expect(show.stdout.contains("--allow fs.read=~/notes/**"), "\(show.stdout)")
     }
 }
+
+@Suite struct SessionGrantCommandTests {
+    /// "Allow for this session" lasts for the terminal's login session: later commands
+    /// in it do not ask again, `llmos policy grants` lists it, `revoke` takes it back.
+    @Test func sessionGrantsAreListedAndRevocable() throws {
+        let llmos = LLMOS()
+        let exe = LLMOS.executable
+        let ask = "\(exe) call --no-audit-log --ask tool.call=calc.add calc.add '{\"a\":1,\"b\":2}'"
+        let script = [
+            ask,                                   // asks; answered [s]
+            "echo SECOND; " + ask,                 // must not ask again
+            "\(exe) policy grants",
+            "\(exe) policy revoke --all",
+            "\(exe) policy grants",
+            "echo THIRD; " + ask,                  // asks again; answered [d]
+        ].joined(separator: "; ")
+        let command = "HOME=\(llmos.home) XDG_RUNTIME_DIR=\(llmos.home)/run python3 \(LLMOS.repoRoot)/Tests/Fixtures/pty/answer.py s,d sh -c \"\(script.replacingOccurrences(of: "\"", with: "\\\""))\""
+        let r = try shell(command, in: LLMOS.repoRoot)
+        let afterSecond = r.output.components(separatedBy: "SECOND").last ?? ""
+        #expect(r.output.components(separatedBy: "Allow [o]nce").count >= 2, "\(r.output)")
+        #expect(afterSecond.components(separatedBy: "THIRD").first?.contains("Allow [o]nce") == false, "\(r.output)")
+        #expect(r.output.contains("#1 tool.call calc.add for the operator's calls"), "\(r.output)")
+        #expect(r.output.contains("revoked 1 session grant"), "\(r.output)")
+        #expect(r.output.contains("No session grants in this session."), "\(r.output)")
+        #expect((r.output.components(separatedBy: "THIRD").last ?? "").contains("Allow [o]nce"), "\(r.output)")
+    }
+}

@@ -105,10 +105,17 @@ public final class CapabilityBroker: @unchecked Sendable {
     /// Each driver's manifest request compiled as a policy of allow rules.
     private var manifestPolicies: [String: (requests: CapabilityRequests, policy: Policy)] = [:]
 
-    public init(policy: Policy, asker: any Asker = DenyingAsker(), context: PolicyContext = .current) {
+    /// Keeps session grants between the commands of one session (in memory by default).
+    public let sessionStore: any SessionGrantStore
+
+    public init(policy: Policy, asker: any Asker = DenyingAsker(), context: PolicyContext = .current,
+                sessionStore: any SessionGrantStore = MemorySessionGrantStore()) {
         self.currentPolicy = policy
         self.asker = asker
         self.context = context
+        self.sessionStore = sessionStore
+        self.grants = sessionStore.load()
+        self.nextGrantID = (grants.map(\.id).max() ?? 0) + 1
     }
 
     /// The policy deciding now; replacing it (a reload) keeps the session grants.
@@ -171,12 +178,16 @@ public final class CapabilityBroker: @unchecked Sendable {
         lock.withLock {
             guard let index = grants.firstIndex(where: { $0.id == id }) else { return false }
             grants.remove(at: index)
+            sessionStore.save(grants)
             return true
         }
     }
 
     public func revokeAll() {
-        lock.withLock { grants.removeAll() }
+        lock.withLock {
+            grants.removeAll()
+            sessionStore.save(grants)
+        }
     }
 
     // MARK: Internals
@@ -195,6 +206,7 @@ public final class CapabilityBroker: @unchecked Sendable {
                 let grant = SessionGrant(id: nextGrantID, kind: request.kind, resource: request.resource, driver: request.driver)
                 nextGrantID += 1
                 grants.append(grant)
+                sessionStore.save(grants)
                 return grant
             }
             return Decision(verdict: .allow, flagged: decision.flagged,
