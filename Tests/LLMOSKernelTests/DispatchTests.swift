@@ -153,6 +153,18 @@ import Testing
         #expect(try strict.call("calc.sub", input: #"{"a":1,"b":2}"#).output.contains("-1"))
     }
 
+    @Test func aPolicyChangeTakesEffectOnTheNextCall() throws {
+        // The operator's tool.call decision is reused between calls; a new policy must end that.
+        let broker = CapabilityBroker(policy: .builtInDefault)
+        let live = makeKernel { $0.broker = broker }
+        try live.load(manifestAt: Paths.manifests + "/calc.yaml")
+        #expect(try live.call("calc.add", input: #"{"a":1,"b":2}"#).output == #"{"result":3}"#)
+        broker.policy = Policy.builtInDefault.adding([try PolicyParser.rule(fromFlag: "tool.call=calc.add", action: .deny)])
+        #expect(expectError { try live.call("calc.add", input: #"{"a":1,"b":2}"#) }.code == .permissionDenied)
+        broker.policy = .builtInDefault
+        #expect(try live.call("calc.add", input: #"{"a":1,"b":2}"#).output == #"{"result":3}"#)
+    }
+
     @Test func duplicateKeysInInputAreRefused() {
         // Otherwise the schema check and the driver could read different values for "b".
         let error = expectError { try kernel.call("calc.add", input: #"{"a": 1, "b": 2, "b": "x"}"#) }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The one place capability decisions are made. Every mediated use of a resource —
 /// a tool's marked argument, a host system call, a driver calling a tool — asks the
 /// broker, which answers from the intersection of what the driver's manifest
@@ -99,6 +101,10 @@ public final class CapabilityBroker: @unchecked Sendable {
     public let context: PolicyContext
 
     private let lock = PThreadMutex()
+    /// Changes whenever anything a decision depends on changes (the policy, a session
+    /// grant), so callers may cache decisions made under one generation.
+    private let changes = Atomic<Int>(0)
+    public var generation: Int { changes.load(ordering: .acquiring) }
     private var currentPolicy: Policy
     private var grants: [SessionGrant] = []
     private var nextGrantID = 1
@@ -121,7 +127,10 @@ public final class CapabilityBroker: @unchecked Sendable {
     /// The policy deciding now; replacing it (a reload) keeps the session grants.
     public var policy: Policy {
         get { lock.withLock { currentPolicy } }
-        set { lock.withLock { currentPolicy = newValue } }
+        set {
+            lock.withLock { currentPolicy = newValue }
+            changes.wrappingAdd(1, ordering: .releasing)
+        }
     }
 
     /// The decision on one use of a capability. When `requested` is the requesting
@@ -179,6 +188,7 @@ public final class CapabilityBroker: @unchecked Sendable {
             guard let index = grants.firstIndex(where: { $0.id == id }) else { return false }
             grants.remove(at: index)
             sessionStore.save(grants)
+            changes.wrappingAdd(1, ordering: .releasing)
             return true
         }
     }
@@ -187,6 +197,7 @@ public final class CapabilityBroker: @unchecked Sendable {
         lock.withLock {
             grants.removeAll()
             sessionStore.save(grants)
+            changes.wrappingAdd(1, ordering: .releasing)
         }
     }
 
@@ -207,6 +218,7 @@ public final class CapabilityBroker: @unchecked Sendable {
                 nextGrantID += 1
                 grants.append(grant)
                 sessionStore.save(grants)
+                changes.wrappingAdd(1, ordering: .releasing)
                 return grant
             }
             return Decision(verdict: .allow, flagged: decision.flagged,

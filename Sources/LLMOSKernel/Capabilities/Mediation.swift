@@ -22,8 +22,21 @@ struct Mediation {
     /// tool.call rules decide whether the tool may be called at all; a driver calling a
     /// tool needs its manifest to request it too.
     func authorizeCall() -> Decision {
-        broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: caller?.driver.name ?? "",
-                             callerTool: caller?.qualifiedName, requested: caller?.driver.manifest.capabilities)
+        guard caller == nil else {
+            return broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: caller!.driver.name,
+                                        callerTool: caller!.qualifiedName, requested: caller!.driver.manifest.capabilities)
+        }
+        // The operator's own calls ask the same question every time: reuse the answer
+        // while nothing it depends on has changed. An `ask` is never reused (asking is
+        // the point), so only allow and deny are kept.
+        let generation = broker.generation
+        if let cached = tool.operatorDecision.withLock({ $0 }), cached.generation == generation { return cached.decision }
+        let decision = broker.evaluateToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: "")
+        guard decision.verdict != .ask else {
+            return broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: "")
+        }
+        tool.operatorDecision.withLock { $0 = (generation, decision) }
+        return decision
     }
 
     /// Checks every marked argument on its canonical form (paths resolved against the

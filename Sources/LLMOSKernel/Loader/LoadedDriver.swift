@@ -16,6 +16,10 @@ public final class ToolEntry: @unchecked Sendable {
     let driver: LoadedDriver
     /// Input fields that name a resource (`x-llmos-capability`), checked before the call.
     let argumentCapabilities: [ArgumentCapability]
+    /// The operator's tool.call decision on this tool, with the broker generation it was
+    /// made under: every call asks the same question, and the answer changes only when
+    /// the policy or a session grant does.
+    let operatorDecision = Mutex<(generation: Int, decision: Decision)?>(nil)
 
     init(driver: LoadedDriver, spec: OperationSpec) throws(LLMOSError) {
         self.driver = driver
