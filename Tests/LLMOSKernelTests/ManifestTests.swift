@@ -55,9 +55,9 @@ import Testing
          "tools": [{"name": "hello", "description": "d", "input_schema": {"type": "object"}}]}
         """
         let m = try parse(json)
-        #expect(m.capabilities.covers("tool.call", "calc.add"))
-        #expect(!m.capabilities.covers("tool.call", "text.count"))
-        #expect(m.capabilities.covers("kv", "anything"))
+        #expect(m.capabilities["tool.call"] == .patterns(["calc.*"]))
+        #expect(m.capabilities["kv"] == .any)
+        #expect(m.capabilities["fs.read"] == nil)
     }
 
     @Test func errorsNameFileLineAndField() {

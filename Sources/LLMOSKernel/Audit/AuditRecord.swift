@@ -14,10 +14,6 @@ public protocol AuditLog: Sendable {
 /// One thing to record, before the log numbers and chains it. It holds a hash of
 /// the call's input, never the input itself: no secrets in logs.
 public struct AuditEntry: Sendable, Hashable {
-    /// The capability value for the record of a tool call itself (rather than of one
-    /// capability checked during it).
-    public static let callCapability = "call"
-
     /// When the call or check happened (stored with millisecond precision, in UTC).
     public var time: Date
     /// Who acted: "pid 1234" for now (the host process); later an agent's pid.

@@ -1,5 +1,6 @@
 /// What a manifest asks for. The operator's policy grants; the effective set is the
-/// intersection, and anything not granted is denied. Unknown capability names are
+/// intersection (CapabilityBroker decides it, with the policy's pattern semantics), and
+/// anything not granted is denied. Unknown capability names are
 /// an error, never ignored: a dropped restriction is a hole.
 public struct CapabilityRequests: Sendable, Equatable {
     public enum Scope: Sendable, Equatable {
@@ -27,15 +28,6 @@ public struct CapabilityRequests: Sendable, Equatable {
 
     public subscript(name: String) -> Scope? { entries.first { $0.name == name }?.scope }
     public var isEmpty: Bool { entries.isEmpty }
-
-    /// Whether the request covers `resource` (a tool name, a key...) for `name`.
-    public func covers(_ name: String, _ resource: String) -> Bool {
-        switch self[name] {
-        case nil: return false
-        case .any: return true
-        case .patterns(let patterns): return patterns.contains { Glob.matches($0, resource) }
-        }
-    }
 
     /// "kv, tool.call=[echo.echo, syscaller.*]" for listings.
     public var summary: String {
