@@ -173,7 +173,7 @@ struct AuditCommand: ParsableCommand {
         @OptionGroup var log: LogOption
         @Option(help: "The driver that asked (\"\" is the operator).") var driver: String?
         @Option(help: "The tool that was running.") var tool: String?
-        @Option(help: "The capability (fs.read, tool.call, call, ...).") var capability: String?
+        @Option(help: "The capability (fs.read, net.connect, tool.call, ...).") var capability: String?
         @Option(help: "allow, ask or deny.") var decision: String?
         @Flag(help: "Only records flagged by an audit rule.") var flagged = false
         @Option(help: "Text the resource or the rule contains.") var text: String?
