@@ -22,7 +22,7 @@ public struct AuditEntry: Sendable, Hashable {
     public var driver: String
     /// The tool, as `driver.tool` ("" when none).
     public var tool: String
-    /// A `CapabilityKind` raw value ("fs.read", "net.connect", ...) or "call".
+    /// A `CapabilityKind` raw value ("fs.read", "net.connect", ...); a call itself is "tool.call".
     public var capability: String
     /// The canonical resource the decision was about (see `AccessRequest.resource`).
     public var resource: String
