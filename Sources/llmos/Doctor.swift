@@ -23,6 +23,21 @@ struct Doctor: ParsableCommand {
         }
         checks.append(Check(name: "hot plug", ok: HotPlugProbe.inotifyWorks(), detail: HotPlugProbe.inotifyWorks() ? "inotify available" : "inotify unavailable: drivers are loaded at start only"))
 
+        // The policy first: with an error in it nothing runs, so say so and stop here.
+        do {
+            let policy = try host.permissions.policy()
+            checks.append(Check(name: "policy", ok: true, detail: "\(policy.rules.count) rule\(policy.rules.count == 1 ? "" : "s") (llmos policy show)"))
+        } catch {
+            let message = (error as? LLMOSError)?.message ?? "\(error)"
+            checks.append(Check(name: "policy", ok: false, detail: message, fix: "correct the file named above; a policy with an error is refused whole"))
+            if json {
+                Terminal.printJSON(["checks": .array(checks.map { ["name": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail), "fix": $0.fix.map(JSONValue.string) ?? .null] })])
+            } else {
+                print("System")
+                for check in checks { print("  \(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
+            }
+            throw ExitCode(1)
+        }
         let (kernel, report) = try host.makeKernel(reportFailures: false)
         let path = host.searchPath
         if json {

@@ -57,6 +57,14 @@ import Testing
         #expect(r.stderr.contains("\(policy):3: allow.fs.reed"), "\(r.stderr)")
     }
 
+    @Test func doctorReportsABadPolicy() throws {
+        let policy = llmos.home + "/bad.policy.yaml"
+        try "deny:\n  net.conect: [\"*\"]\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let r = try llmos.run(["doctor", "--policy", policy])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("FAIL policy: \(policy):2: deny.net.conect"), "\(r.stdout)")
+    }
+
     @Test func askWithoutATerminalDeniesAndSaysHow() throws {
         let r = try llmos.run(["call", "--no-audit-log", "--ask", "tool.call=calc.add", "calc.add", #"{"a":1,"b":2}"#])
         #expect(r.status == 1)
