@@ -59,6 +59,12 @@ guard kernel.driver(named: "calc") != nil else {
     exit(1)
 }
 
+// `llmos-bench --calls N`: only N mediated calls, for profilers (valgrind --tool=callgrind).
+if let i = arguments.firstIndex(of: "--calls"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) {
+    for _ in 0..<n { blackHole(try! kernel.call("calc.add", input: #"{"a":1,"b":2}"#)) }
+    exit(0)
+}
+
 var rows: [Row] = []
 let smallInput = #"{"a":1,"b":2}"#
 

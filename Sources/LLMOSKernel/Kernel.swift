@@ -49,7 +49,9 @@ public struct KernelConfiguration: Sendable {
 public final class Kernel: @unchecked Sendable {
     public let configuration: KernelConfiguration
     var log: any KernelLogSink { configuration.log }
-    private(set) lazy var syscalls = SyscallTable(kernel: self)
+    /// Made on demand (it holds only the kernel): a lazy stored property would race
+    /// when two threads make their first system call at once.
+    var syscalls: SyscallTable { SyscallTable(kernel: self) }
 
     private let registryLock = ReadWriteLock()
     private var drivers: [String: LoadedDriver] = [:]

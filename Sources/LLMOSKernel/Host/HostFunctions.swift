@@ -73,8 +73,7 @@ enum HostFunctions {
         }
         let name = service.map { String(cString: $0) } ?? ""
         let requestBytes = request.map { UnsafeRawBufferPointer(start: $0, count: length) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        let (status, bytes) = state.pointee.tool.driver.kernel?.syscalls.handle(service: name, request: requestBytes, caller: state)
-            ?? (LLMOS_ERR_UNAVAILABLE, SyscallTable.errorBody(.unavailable, "the kernel is shutting down"))
+        let (status, bytes) = state.pointee.tool.driver.kernel.syscalls.handle(service: name, request: requestBytes, caller: state)
         let (pointer, count) = state.pointee.holdResponse(bytes)
         response.pointee = pointer
         responseLength.pointee = count

@@ -56,7 +56,12 @@ public final class LoadedDriver: @unchecked Sendable {
     /// Problems found while loading that do not stop it (a version mismatch).
     var loadWarnings: [ManifestDiagnostic] = []
 
-    weak var kernel: Kernel?
+    /// Unowned, not weak: a weak reference would move the kernel's reference count to a
+    /// side table and put every retain of it on the slow path. The kernel is alive
+    /// whenever the driver is used (it unloads every driver before it goes); the one use
+    /// that may come later, a log line from a driver's own thread, goes to `logSink`.
+    unowned let kernel: Kernel
+    let logSink: any KernelLogSink
     var handle: UnsafeMutableRawPointer?
     /// Libraries that use the Swift runtime are never unmapped: the runtime keeps
     /// pointers into every image's type metadata and conformance records, and
@@ -81,6 +86,7 @@ public final class LoadedDriver: @unchecked Sendable {
         self.manifest = manifest
         self.libraryPath = libraryPath
         self.kernel = kernel
+        self.logSink = kernel.configuration.log
         self.serialLock = manifest.threading == .serialized ? PThreadMutex() : nil
     }
 
@@ -92,7 +98,7 @@ public final class LoadedDriver: @unchecked Sendable {
 
     func record(_ entry: KernelLogEntry) {
         loadLog.withLock { lines in lines?.append(entry.message) }
-        kernel?.log.record(entry)
+        logSink.record(entry)
     }
 
     /// The lines logged during load, then stop collecting.
