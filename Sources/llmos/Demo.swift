@@ -54,7 +54,15 @@ struct Watch: ParsableCommand {
         try reportingErrors { try hotPlug.start() }
         print("watching \(directories.joined(separator: ", ")) with \(report.loaded.count) drivers loaded; Ctrl-C to stop")
         Terminal.flush()
+        // Stop on Ctrl-C or a plain kill, even when started with those signals blocked
+        // (a child inherits its parent's signal mask).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
         signal(SIGINT) { _ in Glibc.exit(0) }
+        signal(SIGTERM) { _ in Glibc.exit(0) }
         while true { sleep(60) }
     }
 }

@@ -239,7 +239,10 @@ func shell(_ command: String, in directory: String) throws -> (status: Int32, ou
         process.standardOutput = out
         process.standardError = Pipe()
         try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        defer {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
 
         var seen = ""
         func waitFor(_ text: String) -> Bool {
@@ -262,6 +265,9 @@ func shell(_ command: String, in directory: String) throws -> (status: Int32, ou
         #expect(waitFor("loaded calc from \(watched)/calc/calc.yaml"), "\(seen)")
         try FileManager.default.removeItem(atPath: watched + "/calc")
         #expect(waitFor("unloaded calc"), "\(seen)")
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit || process.terminationStatus == SIGTERM, "llmos watch must stop on SIGTERM")
     }
 }
 
