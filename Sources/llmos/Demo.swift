@@ -25,7 +25,7 @@ struct Demo: ParsableCommand {
             ("calc.addd", #"{"a": 1, "b": 2}"#),
             ("calc.add", #"{"a": 1, "b": "two"}"#),
         ]
-        print("\nCalls (each validated against its schema, then dispatched to the driver; times are single\ncold calls in this build — `make bench` measures the real cost, well under a microsecond):")
+        print("\nCalls (each validated against its schema, then dispatched to the driver; times are single\ncold calls in this build — `make bench` measures the real cost, under a microsecond):")
         for (tool, input) in calls {
             do {
                 let result = try kernel.call(tool, input: input)
