@@ -8,6 +8,17 @@ struct Mediation {
     let tool: ToolEntry
     let parent: CallRef?
     let input: String
+    /// The input's SHA-256, for every audit record of this call: computed once, and
+    /// only when there is an audit log.
+    let argsHash: String
+
+    init(kernel: Kernel, tool: ToolEntry, parent: CallRef?, input: String) {
+        self.kernel = kernel
+        self.tool = tool
+        self.parent = parent
+        self.input = input
+        self.argsHash = kernel.configuration.audit == nil ? "" : AuditEntry.hashArguments(input)
+    }
 
     var broker: CapabilityBroker { kernel.configuration.broker }
 
@@ -87,13 +98,13 @@ struct Mediation {
     /// The call's own audit record: who called what, the decision, the outcome, the time.
     func recordCall(_ decision: Decision, outcome: LLMOSError?, durationNs: UInt64) {
         guard let audit = kernel.configuration.audit else { return }
-        audit.append(AuditEntry(request: callRequest, decision: decision, argsHash: AuditEntry.hashArguments(input),
+        audit.append(AuditEntry(request: callRequest, decision: decision, argsHash: argsHash,
                                 outcome: AuditEntry.outcome(of: outcome), durationNs: Int64(clamping: durationNs)))
     }
 
     func record(_ request: AccessRequest, _ decision: Decision, outcome: LLMOSError?) {
         guard let audit = kernel.configuration.audit else { return }
-        audit.append(AuditEntry(request: request, decision: decision, argsHash: AuditEntry.hashArguments(input),
+        audit.append(AuditEntry(request: request, decision: decision, argsHash: argsHash,
                                 outcome: AuditEntry.outcome(of: outcome)))
     }
 }
