@@ -108,7 +108,7 @@ import Testing
 
     @Test func cancellingTheOuterCallCancelsTheNestedOne() throws {
         let token = CancellationToken()
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { token.cancel() }
+        cancel(token, after: 50)
         let error = expectError {
             try kernel.call("syscaller.call_tool", input: #"{"tool": "echo.sleep", "input": {"ms": 5000}}"#, options: CallOptions(cancellation: token))
         }

@@ -126,7 +126,7 @@ import Testing
 
     @Test func cancellationFromAnotherThread() throws {
         let token = CancellationToken()
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { token.cancel() }
+        cancel(token, after: 50)
         let error = expectError { try kernel.call("echo.sleep", input: #"{"ms": 5000}"#, options: CallOptions(cancellation: token)) }
         #expect(error.code == .cancelled, "\(error.message)")
     }

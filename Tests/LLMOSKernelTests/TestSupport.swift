@@ -122,3 +122,12 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     }
     group.wait()
 }
+
+/// Cancels `token` from a thread of its own after `ms` milliseconds (a Dispatch timer
+/// can wait behind a pool the other tests keep busy).
+func cancel(_ token: CancellationToken, after ms: Int) {
+    Thread.detachNewThread {
+        usleep(useconds_t(ms * 1000))
+        token.cancel()
+    }
+}
