@@ -263,7 +263,7 @@ public final class Kernel: @unchecked Sendable {
         }
         defer { driver.serialLock?.unlock() }
 
-        var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress)
+        var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress, events: options.events)
         let status = withUnsafeMutablePointer(to: &state) { ref in
             llmos_invoke_call(&driver.table, driver.instance, ref.context, tool.operation,
                               input.baseAddress?.assumingMemoryBound(to: CChar.self), input.count)

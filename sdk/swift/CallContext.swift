@@ -54,6 +54,28 @@ public final class CallContext {
         }
     }
 
+    /// Whether the host can take streamed events (`emit`, ABI 1.1).
+    public var canEmit: Bool { host.hasEmit }
+
+    /// Deliver one streamed event (JSON text, e.g. a cpu `stream_event` delta) to
+    /// the caller while the call runs. Throws `cancelled` once the call is
+    /// cancelled; does nothing on a 1.0 host, which has no way to stream.
+    public func emit(_ eventJSON: String) throws(DriverError) {
+        guard active else { throw .cancelled }
+        guard host.hasEmit else { return }
+        var text = eventJSON
+        let status = text.withUTF8 { bytes in
+            withNonNullChars(UnsafeRawBufferPointer(bytes)) { chars, count in
+                host.table.emit!(ctx, chars, count)
+            }
+        }
+        switch status {
+        case LLMOS_OK: return
+        case LLMOS_ERR_CANCELLED: throw .cancelled
+        default: throw DriverError(DriverError.Code(rawValue: status), "emit: the host refused the event (is it JSON?)")
+        }
+    }
+
     /// Write a line to the host's log, attributed to this driver and this call.
     /// Never log secrets: the operator can read the log.
     public func log(_ level: LogLevel, _ message: String) {

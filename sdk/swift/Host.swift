@@ -46,6 +46,10 @@ struct Host: @unchecked Sendable {
         self.abiMinor = copy.abi_minor
     }
 
+    /// Whether the host has `emit` (ABI 1.1); the zero-extended copy makes a
+    /// smaller, older host read as NULL here.
+    var hasEmit: Bool { table.emit != nil }
+
     /// `host->log(ctx, level, message)`; `ctx` may be nil (then: any thread).
     func log(_ ctx: OpaquePointer?, _ level: LogLevel, _ message: String) {
         message.withCString { table.log!(pointer, ctx, level.rawValue, $0) }

@@ -22,6 +22,7 @@ struct CallState {
     let deadlineNs: UInt64
     let token: CancellationToken?
     let progress: (@Sendable (Double, String?) -> Void)?
+    let events: (@Sendable (String) -> Void)?
 
     var output: String?
     var outputRejectedBytes: Int?
@@ -31,13 +32,14 @@ struct CallState {
     private var syscallResponse: UnsafeMutableBufferPointer<UInt8>?
 
     init(tool: ToolEntry, parent: CallRef?, deadlineNs: UInt64, token: CancellationToken?,
-         progress: (@Sendable (Double, String?) -> Void)?) {
+         progress: (@Sendable (Double, String?) -> Void)?, events: (@Sendable (String) -> Void)? = nil) {
         self.tool = tool
         self.parent = parent
         self.depth = (parent?.pointee.depth ?? -1) + 1
         self.deadlineNs = deadlineNs
         self.token = token
         self.progress = progress
+        self.events = events
     }
 
     /// Whether this call's caller, or any caller up the chain, cancelled it.

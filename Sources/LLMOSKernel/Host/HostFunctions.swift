@@ -1,5 +1,6 @@
 import CLLMOS
 import CLLMOSSystem
+import LLMOSJSON
 
 /// The `llmos_host` function table. Each loaded driver gets its own copy (inside
 /// an `llmos_host_block`, so `log` can tell drivers apart); the functions are the
@@ -16,6 +17,7 @@ enum HostFunctions {
         block.pointee.host.is_cancelled = isCancelled
         block.pointee.host.progress = progress
         block.pointee.host.syscall = syscall
+        block.pointee.host.emit = emit
         block.pointee.owner = Unmanaged.passUnretained(owner).toOpaque()
         return block
     }
@@ -62,6 +64,16 @@ enum HostFunctions {
     static let progress: @convention(c) (OpaquePointer?, Double, UnsafePointer<CChar>?) -> Void = { ctx, fraction, message in
         guard let state = CallRef.from(ctx), let report = state.pointee.progress else { return }
         report(fraction.isNaN ? -1 : min(fraction, 1), message.map { String(cString: $0) })
+    }
+
+    static let emit: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, Int) -> llmos_status = { ctx, json, len in
+        guard let state = CallRef.from(ctx), let json else { return LLMOS_ERR_INVALID_ARGUMENT }
+        if state.isCancelled { return LLMOS_ERR_CANCELLED }
+        guard let deliver = state.pointee.events else { return LLMOS_OK }
+        let bytes = UnsafeRawBufferPointer(start: json, count: len)
+        guard JSON.syntaxError(in: bytes) == nil else { return LLMOS_ERR_INVALID_ARGUMENT }
+        deliver(String(decoding: bytes, as: UTF8.self))
+        return LLMOS_OK
     }
 
     static let syscall: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<UnsafePointer<CChar>?>?, UnsafeMutablePointer<Int>?) -> llmos_status = { ctx, service, request, length, response, responseLength in

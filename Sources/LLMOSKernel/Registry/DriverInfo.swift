@@ -88,10 +88,15 @@ public struct CallOptions: Sendable {
     public var progress: (@Sendable (Double, String?) -> Void)?
     /// A tighter deadline than the driver's `limits.timeout_ms`, in milliseconds.
     public var timeoutMs: Int?
+    /// Receives `host->emit` events (ABI 1.1) as JSON text, in order, on the calling
+    /// thread while the call runs: a cpu driver's streamed deltas.
+    public var events: (@Sendable (String) -> Void)?
 
-    public init(cancellation: CancellationToken? = nil, progress: (@Sendable (Double, String?) -> Void)? = nil, timeoutMs: Int? = nil) {
+    public init(cancellation: CancellationToken? = nil, progress: (@Sendable (Double, String?) -> Void)? = nil,
+                timeoutMs: Int? = nil, events: (@Sendable (String) -> Void)? = nil) {
         self.cancellation = cancellation
         self.progress = progress
         self.timeoutMs = timeoutMs
+        self.events = events
     }
 }

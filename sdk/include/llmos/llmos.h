@@ -1,5 +1,8 @@
 /*
- * llmos.h — the llmos driver ABI, version 1.
+ * llmos.h — the llmos driver ABI, version 1 (minor 1).
+ *
+ * 1.0: the host table up to `syscall`, the driver table, the entry point.
+ * 1.1: host->emit, for streamed replies (a cpu driver's deltas).
  *
  * This header is the whole contract between the llmos kernel (the "host") and a
  * driver: a shared library that provides tools, a model backend (cpu), a context
@@ -96,7 +99,7 @@ extern "C" {
 #endif
 
 #define LLMOS_ABI_MAJOR 1
-#define LLMOS_ABI_MINOR 0
+#define LLMOS_ABI_MINOR 1
 
 /* Marks the entry point for export from a shared library. */
 #if defined(_WIN32)
@@ -199,8 +202,22 @@ struct llmos_host {
                             const char *request_json, size_t request_len,
                             const char **response, size_t *response_len);
 
-    /* Reserved for later minors: always NULL in 1.0. */
-    void *reserved[16];
+    /* ---- ABI 1.1 (check LLMOS_HOST_HAS(host, emit) before using it) ---- */
+
+    /* Deliver one event of a streamed reply to whoever made the call, while the
+     * call runs: for a cpu driver, a `stream_event` of
+     * sdk/schemas/classes/cpu.schema.json (a text or tool-call delta). `len`
+     * bytes of UTF-8 JSON at `event_json`, copied before return; the events of
+     * a call are delivered in the order emitted. The final result is still set
+     * with set_output. Returns LLMOS_OK (also when nobody listens: the event is
+     * then dropped), LLMOS_ERR_INVALID_ARGUMENT when ctx or event_json is NULL
+     * or the text is not JSON (the event is dropped), or LLMOS_ERR_CANCELLED once
+     * the call is cancelled or past its deadline: stop generating and return
+     * LLMOS_ERR_CANCELLED. Call thread only. */
+    llmos_status (*emit)(llmos_call_ctx *ctx, const char *event_json, size_t len);
+
+    /* Reserved for later minors: always NULL. */
+    void *reserved[15];
 };
 
 /* The smallest llmos_host a 1.x driver may see: everything up to `syscall`. */
