@@ -13,6 +13,8 @@ let package = Package(
         // Drivers we ship: loaded with dlopen through the same ABI as anyone's.
         .library(name: "llmos_calc", type: .dynamic, targets: ["CalcDriver"]),
         .library(name: "llmos_text", type: .dynamic, targets: ["TextDriver"]),
+        // The sandboxed helper process that `isolation: process` drivers run in.
+        .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,12 +31,16 @@ let package = Package(
         // Layer 3 building blocks.
         .target(name: "LLMOSJSON"),
         .target(name: "CLLMOSSystem", dependencies: ["CLLMOS"]),
+        // The kernel <-> helper wire for isolated drivers, in C for both sides.
+        .target(name: "CLLMOSIsolation"),
+        // The helper itself: plain C, so its sandbox and its system calls are its own.
+        .executableTarget(name: "llmos-driver-host", dependencies: ["CLLMOS", "CLLMOSIsolation"]),
         // System libraries (Debian: libsqlite3-dev, libcurl4-openssl-dev; `make deps` installs them).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(
             name: "LLMOSKernel",
-            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CSQLite", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", .product(name: "Yams", package: "Yams")]
         ),
         // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
         .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),

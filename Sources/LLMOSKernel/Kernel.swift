@@ -21,6 +21,9 @@ public struct KernelConfiguration: Sendable {
     public var workspace = FileManager.default.currentDirectoryPath
     /// The host's file services (fs.read, fs.write, fs.list, fs.stat).
     public var files = FileService()
+    /// How `isolation: process` drivers are run and supervised (and which drivers are
+    /// forced into a process whatever their manifest says).
+    public var isolation = IsolationSettings()
     /// The service behind net.fetch; nil answers it with "unsupported".
     public var network: (any NetworkService)?
     public var log: any KernelLogSink
@@ -265,8 +268,11 @@ public final class Kernel: @unchecked Sendable {
 
         var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress, events: options.events)
         let status = withUnsafeMutablePointer(to: &state) { ref in
-            llmos_invoke_call(&driver.table, driver.instance, ref.context, tool.operation,
-                              input.baseAddress?.assumingMemoryBound(to: CChar.self), input.count)
+            if let isolated = driver.isolated {
+                return isolated.call(ref, operation: tool.spec.name, input: input)
+            }
+            return llmos_invoke_call(&driver.table, driver.instance, ref.context, tool.operation,
+                                     input.baseAddress?.assumingMemoryBound(to: CChar.self), input.count)
         }
         state.release()
         let end = llmos_monotonic_ns()
@@ -298,6 +304,7 @@ public final class Kernel: @unchecked Sendable {
     private func finish(_ tool: ToolEntry, _ state: borrowing CallState, status: Int32, end: UInt64, limitMs: Int) throws(LLMOSError) -> String {
         let name = tool.qualifiedName
         let limits = tool.driver.manifest.limits
+        if let failure = state.failure { throw failure }
         if let rejected = state.outputRejectedBytes {
             throw LLMOSError(.outputTooLarge, "\(name): the output is \(rejected) bytes, over the driver's limit of \(limits.maxOutputBytes) (limits.max_output_bytes)")
         }

@@ -23,6 +23,9 @@ static inline void *llmos_host_block_owner(const llmos_host *host) {
 
 static inline int llmos_sys_errno(void) { return errno; }
 
+/* The file of the loaded image that defines `symbol` (global scope), or NULL. */
+const char *llmos_image_defining(const char *symbol);
+
 static inline uint64_t llmos_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -28,6 +28,9 @@ struct CallState {
     var outputRejectedBytes: Int?
     var errorStatus: Int32 = 0
     var errorMessage: String?
+    /// Set by the isolation supervisor when the driver's process failed the call
+    /// (crashed, hung, broke the protocol): it wins over anything else.
+    var failure: LLMOSError?
     /// The last system call response, NUL-terminated, owned here until the next one.
     private var syscallResponse: UnsafeMutableBufferPointer<UInt8>?
 

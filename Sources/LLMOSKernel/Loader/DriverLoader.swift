@@ -3,6 +3,7 @@ import CLLMOSSystem
 import Glibc
 import Foundation
 import LLMOSJSON
+import Synchronization
 
 /// Maps a driver's library and negotiates with it, after its manifest has been
 /// validated. Every way this can fail is a refusal with a message, never a crash.
@@ -36,9 +37,12 @@ struct DriverLoader {
         if manifest.abi.minor > kernel.configuration.hostABIMinor {
             throw LLMOSError(.abi, "\(file): abi.minor: the driver needs ABI 1.\(manifest.abi.minor); this host provides 1.\(kernel.configuration.hostABIMinor) — upgrade llmos")
         }
-        if manifest.isolation == .process {
-            throw LLMOSError(.unsupported, "\(file): isolation: \"process\" is not available in this build yet; use \"in-process\" only for a driver you trust, since in-process native code can do anything the host can")
-        }
+    }
+
+    /// Whether the driver runs in a helper process: its manifest says so, or the
+    /// operator forces it (`--isolate NAME`).
+    func isIsolated(_ manifest: DriverManifest) -> Bool {
+        manifest.isolation == .process || kernel.configuration.isolation.isForced(manifest.name)
     }
 
     func load(_ manifest: DriverManifest) throws(LLMOSError) -> LoadedDriver {
@@ -52,6 +56,8 @@ struct DriverLoader {
                 throw LLMOSError(.loadFailed, "\(file): library.sha256: \(libraryPath) has SHA-256 \(actual), but the manifest expects \(expected); refusing to load a library that is not the one the manifest describes")
             }
         }
+
+        if isIsolated(manifest) { return try loadIsolated(manifest, libraryPath: libraryPath) }
 
         let handle = try MappedLibraries.shared.open(libraryPath, manifest: file)
         let driver = LoadedDriver(manifest: manifest, libraryPath: libraryPath, kernel: kernel)
@@ -139,6 +145,10 @@ struct DriverLoader {
                 cursor += 1
             }
         }
+        try checkOperations(driver, offering: operations)
+    }
+
+    private func checkOperations(_ driver: LoadedDriver, offering operations: [String]) throws(LLMOSError) {
         driver.operations = operations
         let offered = Set(operations)
         let missing = driver.manifest.operations.map(\.name).filter { !offered.contains($0) }
@@ -166,10 +176,14 @@ struct DriverLoader {
         return .object(config)
     }
 
-    private func create(_ driver: LoadedDriver) throws(LLMOSError) {
+    private func makeTools(_ driver: LoadedDriver) throws(LLMOSError) {
         var tools: [ToolEntry] = []
         for spec in driver.manifest.operations { tools.append(try ToolEntry(driver: driver, spec: spec)) }
         driver.tools = tools
+    }
+
+    private func create(_ driver: LoadedDriver) throws(LLMOSError) {
+        try makeTools(driver)
         let config = try configuration(for: driver.manifest)
         guard let create = driver.table.create else { return }
         var instance: UnsafeMutableRawPointer?
@@ -180,6 +194,58 @@ struct DriverLoader {
             throw LLMOSError(.loadFailed, "\(driver.manifest.file): the driver could not start (create returned \(LLMOSError.Code(status: status).name))\(quoted(driver.takeLoadLog()))")
         }
         driver.instance = instance
+    }
+}
+
+// MARK: Isolated drivers
+
+/// Warnings about missing sandbox layers are said once per host process, loudly.
+private let sandboxWarningsSaid = Mutex(false)
+
+extension DriverLoader {
+    /// Starts the driver in its sandboxed helper process and checks what it reports
+    /// as the in-process loader would; the library is never mapped in the host.
+    func loadIsolated(_ manifest: DriverManifest, libraryPath: String) throws(LLMOSError) -> LoadedDriver {
+        let settings = kernel.configuration.isolation
+        let helperPath = try SandboxSupport.helperPath(settings, libraryDirectories: kernel.configuration.libraryDirectories)
+        let support = try SandboxSupport.probe(helperPath: helperPath)
+        let warnings = support.warnings
+        if !warnings.isEmpty, sandboxWarningsSaid.withLock({ said in defer { said = true }; return !said }) {
+            for line in warnings { kernel.log.record(KernelLogEntry(level: .warn, source: "kernel", message: line)) }
+        }
+        let driver = LoadedDriver(manifest: manifest, libraryPath: libraryPath, kernel: kernel, isolated: true)
+        try makeTools(driver)
+        let config = try configuration(for: manifest)
+        let plan = SandboxPlan.make(manifest: manifest, libraryPath: libraryPath, broker: kernel.configuration.broker,
+                                    settings: settings, support: support)
+        for note in plan.notes {
+            kernel.log.record(KernelLogEntry(level: .debug, source: "kernel", message: "\(manifest.name): sandbox: \(note)"))
+        }
+        let isolated = IsolatedDriver(driver: driver, helperPath: helperPath, plan: plan, settings: settings, config: config.serialized())
+        let deadline = llmos_monotonic_ns() &+ UInt64(settings.startTimeoutMs) * 1_000_000
+        let description = try isolated.start(deadlineNs: deadline)
+        driver.isolated = isolated
+        do throws(LLMOSError) {
+            let file = manifest.file
+            driver.reportedABIMinor = description.abiMinor
+            driver.reportedVersion = description.version
+            if Int(description.abiMinor) < manifest.abi.minor {
+                throw LLMOSError(.abi, "\(file): abi.minor: the manifest requires ABI 1.\(manifest.abi.minor), but the library was built against 1.\(description.abiMinor); rebuild it or lower abi.minor")
+            }
+            guard description.name == manifest.name else {
+                throw LLMOSError(.loadFailed, "\(file): name: the manifest says \"\(manifest.name)\" but the library calls itself \"\(description.name)\"; they must match")
+            }
+            if !description.version.isEmpty && description.version != manifest.version {
+                driver.loadWarnings.append(ManifestDiagnostic(file: file, field: "version", line: nil, message: "the manifest says \(manifest.version), the library says \(description.version)"))
+            }
+            try checkOperations(driver, offering: description.operations)
+        } catch {
+            isolated.shutdown()
+            driver.isolated = nil
+            throw error
+        }
+        _ = driver.takeLoadLog()
+        return driver
     }
 }
 

@@ -72,8 +72,11 @@ public final class LoadedDriver: @unchecked Sendable {
     var table = llmos_driver()
     var instance: UnsafeMutableRawPointer?
     var tools: [ToolEntry] = []
-    /// Held around every call of a `serialized` driver.
+    /// Held around every call of a `serialized` driver, and of every isolated one
+    /// (its helper runs one call at a time).
     let serialLock: PThreadMutex?
+    /// The supervisor of the driver's helper process, for `isolation: process`.
+    var isolated: IsolatedDriver?
 
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
@@ -82,17 +85,17 @@ public final class LoadedDriver: @unchecked Sendable {
     /// Log lines written while loading, quoted in a refusal.
     private let loadLog = Mutex<[String]?>([])
 
-    init(manifest: DriverManifest, libraryPath: String, kernel: Kernel) {
+    init(manifest: DriverManifest, libraryPath: String, kernel: Kernel, isolated: Bool = false) {
         self.manifest = manifest
         self.libraryPath = libraryPath
         self.kernel = kernel
         self.logSink = kernel.configuration.log
-        self.serialLock = manifest.threading == .serialized ? PThreadMutex() : nil
+        self.serialLock = manifest.threading == .serialized || isolated ? PThreadMutex() : nil
     }
 
     deinit {
         // Nothing can call in any more; unmap before the host table goes away.
-        if handle != nil { drainAndUnload() }
+        if handle != nil || isolated != nil { drainAndUnload() }
         hostBlock?.deallocate()
     }
 
@@ -128,6 +131,11 @@ public final class LoadedDriver: @unchecked Sendable {
     func drainAndUnload() {
         draining.store(true, ordering: .sequentiallyConsistent)
         while inFlight.load(ordering: .sequentiallyConsistent) > 0 { usleep(500) }
+        if let isolated {
+            serialLock?.withLock { isolated.shutdown() }
+            self.isolated = nil
+            return
+        }
         if let destroy = table.destroy {
             if let lock = serialLock { lock.withLock { destroy(instance) } } else { destroy(instance) }
         }
@@ -138,8 +146,14 @@ public final class LoadedDriver: @unchecked Sendable {
 
     /// For `llmos drivers list`.
     public var health: DriverHealth {
-        DriverHealth(calls: callCount.load(ordering: .relaxed), failures: failureCount.load(ordering: .relaxed),
-                     inFlight: callsInFlight, unloading: isDraining)
+        var health = DriverHealth(calls: callCount.load(ordering: .relaxed), failures: failureCount.load(ordering: .relaxed),
+                                  inFlight: callsInFlight, unloading: isDraining)
+        if let status = isolated?.status {
+            health.process = ProcessHealth(pid: status.pid.map(Int.init), restarts: max(0, status.restarts - 1),
+                                           crashes: status.failures, lastFailure: status.lastFailure,
+                                           quarantined: status.quarantined, sandbox: status.sandbox)
+        }
+        return health
     }
 }
 
@@ -148,5 +162,31 @@ public struct DriverHealth: Sendable, Equatable {
     public var failures: Int
     public var inFlight: Int
     public var unloading: Bool
-    public var summary: String { unloading ? "unloading" : "ok" }
+    /// For an isolated driver: its helper process.
+    public var process: ProcessHealth?
+
+    public var summary: String {
+        if unloading { return "unloading" }
+        if let process {
+            if let reason = process.quarantined { return "QUARANTINED: \(reason)" }
+            if process.pid == nil { return "restarting (last: \(process.lastFailure ?? "stopped"))" }
+            return process.restarts > 0 ? "ok (pid \(process.pid!), restarted \(process.restarts)x)" : "ok (pid \(process.pid!))"
+        }
+        return "ok"
+    }
+    public var isQuarantined: Bool { process?.quarantined != nil }
+}
+
+/// The supervision state of an isolated driver's helper process.
+public struct ProcessHealth: Sendable, Equatable {
+    /// The helper's pid; nil while it is not running (after a failure, before the restart).
+    public var pid: Int?
+    public var restarts: Int
+    /// Crashes, hangs and protocol violations so far.
+    public var crashes: Int
+    public var lastFailure: String?
+    /// Why it is quarantined: calls then fail at once until the driver is reloaded.
+    public var quarantined: String?
+    /// What its sandbox allows.
+    public var sandbox: String
 }

@@ -23,7 +23,7 @@ public struct DriverInfo: Sendable {
         version = m.version
         description = m.description
         tools = driver.tools.map(\.qualifiedName)
-        isolation = m.isolation
+        isolation = driver.isolated != nil ? .process : m.isolation
         threading = m.threading
         capabilities = m.capabilities
         manifestFile = m.file

@@ -25,7 +25,15 @@ extension OperationHints {
 
 extension DriverHealth {
     public var json: JSONValue {
-        ["status": .string(summary), "calls": .int(Int64(calls)), "failures": .int(Int64(failures)), "in_flight": .int(Int64(inFlight))]
+        var object: JSONObject = ["status": .string(summary), "calls": .int(Int64(calls)), "failures": .int(Int64(failures)), "in_flight": .int(Int64(inFlight))]
+        if let process {
+            object["process"] = [
+                "pid": process.pid.map { .int(Int64($0)) } ?? .null, "restarts": .int(Int64(process.restarts)),
+                "crashes": .int(Int64(process.crashes)), "last_failure": process.lastFailure.map(JSONValue.string) ?? .null,
+                "quarantined": process.quarantined.map(JSONValue.string) ?? .null, "sandbox": .string(process.sandbox),
+            ]
+        }
+        return .object(object)
     }
 }
 
