@@ -128,11 +128,12 @@ import Testing
         #expect(error.message.contains("does not match its config schema") && error.message.contains("levle"), "\(error.message)")
     }
 
-    @Test func processIsolationIsRefusedForNow() throws {
+    @Test func processIsolationWithoutItsHelperIsRefusedWithWhatToDo() throws {
         let manifest = try Fixtures.install("echo") { $0.replacingOccurrences(of: "isolation: in-process", with: "isolation: process") }
-        let error = expectError { try makeKernel().load(manifestAt: manifest) }
-        #expect(error.code == .unsupported)
-        #expect(error.message.contains("isolation: \"process\" is not available"), "\(error.message)")
+        let error = expectError { try makeKernel { $0.isolation.helperPath = "/nonexistent/llmos-driver-host" }.load(manifestAt: manifest) }
+        #expect(error.code == .notFound)
+        #expect(error.message.contains("llmos-driver-host was not found") && error.message.contains("LLMOS_DRIVER_HOST"), "\(error.message)")
+        #expect(try makeKernel().load(manifestAt: manifest).isolation == .process)
     }
 
     @Test func sha256IsCheckedBeforeLoading() throws {

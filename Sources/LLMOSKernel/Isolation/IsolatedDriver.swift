@@ -164,7 +164,8 @@ final class IsolatedDriver: @unchecked Sendable {
             helper.sequence &+= 1
             let seq = helper.sequence
             let now = llmos_monotonic_ns()
-            let remainingMs = ref.pointee.deadlineNs > now ? max(1, (ref.pointee.deadlineNs - now) / 1_000_000) : 1
+            // Rounded up, so the helper's deadline is never before the kernel's.
+            let remainingMs = ref.pointee.deadlineNs > now ? (ref.pointee.deadlineNs - now) / 1_000_000 + 1 : 1
             var op = operation
             let sent = op.withUTF8 { opBytes in
                 // "op NUL input": the op's own bytes, then the input with its NUL.

@@ -95,10 +95,13 @@ public struct SandboxSupport: Sendable, Equatable {
     public static func helperPath(_ settings: IsolationSettings, libraryDirectories: [String],
                                   environment: [String: String] = ProcessInfo.processInfo.environment) throws(LLMOSError) -> String {
         var candidates: [String] = []
-        if let path = settings.helperPath { candidates.append(path) }
-        if let path = environment["LLMOS_DRIVER_HOST"], !path.isEmpty { candidates.append(path) }
-        if let exe = FilePath.executableDirectory { candidates.append(FilePath.join(exe, "llmos-driver-host")) }
-        candidates += libraryDirectories.map { FilePath.join($0, "llmos-driver-host") }
+        if let path = settings.helperPath {
+            candidates = [path]   // named exactly: nothing else is tried
+        } else {
+            if let path = environment["LLMOS_DRIVER_HOST"], !path.isEmpty { candidates.append(path) }
+            if let exe = FilePath.executableDirectory { candidates.append(FilePath.join(exe, "llmos-driver-host")) }
+            candidates += libraryDirectories.map { FilePath.join($0, "llmos-driver-host") }
+        }
         for candidate in candidates where access(candidate, X_OK) == 0 && FilePath.isRegularFile(candidate) {
             return FilePath.resolved(candidate) ?? candidate
         }
