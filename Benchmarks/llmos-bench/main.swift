@@ -65,6 +65,12 @@ if let i = arguments.firstIndex(of: "--calls"), i + 1 < arguments.count, let n =
     exit(0)
 }
 
+// `llmos-bench --isolation`: only the isolation comparison.
+if arguments.contains("--isolation") {
+    print(IsolationBenchmark.run(buildDir: buildDir, repo: repo).markdown)
+    exit(0)
+}
+
 var rows: [Row] = []
 let smallInput = #"{"a":1,"b":2}"#
 
@@ -244,6 +250,9 @@ parseTimes.sort()
 let parseMedian = parseTimes[parseTimes.count / 2]
 try? FileManager.default.removeItem(atPath: loadDir)
 
+// 6. Isolation: in-process vs a sandboxed helper process vs MCP stdio (Isolation.swift).
+let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
+
 // MARK: Report
 
 func machine() -> String {
@@ -271,6 +280,7 @@ let summary = """
 """
 print("\nMachine: \(machine())\n")
 print(summary)
+print(isolation.markdown)
 blackHole(sink)
 
 if let target = markdownTarget {
@@ -281,6 +291,13 @@ if let target = markdownTarget {
         text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
     } else {
         text += "\n## The kernel: a mediated call and loading drivers\n\n\(block)\n"
+    }
+    let isoBegin = "<!-- llmos-bench:isolation:begin -->", isoEnd = "<!-- llmos-bench:isolation:end -->"
+    let isoBlock = "\(isoBegin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(isolation.markdown)\n\(isoEnd)"
+    if let a = text.range(of: isoBegin), let b = text.range(of: isoEnd) {
+        text.replaceSubrange(a.lowerBound..<b.upperBound, with: isoBlock)
+    } else {
+        text += "\n## Isolation: an isolated driver's round trip, next to in-process and MCP stdio\n\n\(isoBlock)\n"
     }
     try! text.write(toFile: target, atomically: true, encoding: .utf8)
     print("wrote \(target)")

@@ -225,10 +225,10 @@ public final class Kernel: @unchecked Sendable {
                 // Marked arguments are checked on their canonical form, which is what the
                 // driver then receives; otherwise it reads the caller's own bytes.
                 guard let canonical = try mediation.checkArguments(value) else {
-                    return try dispatch(tool, bytes, options, parent, start: start)
+                    return try run(tool, bytes, options, parent, start: start)
                 }
                 return try withCBytes(canonical) { canonicalBytes throws(LLMOSError) in
-                    try dispatch(tool, canonicalBytes, options, parent, start: start)
+                    try run(tool, canonicalBytes, options, parent, start: start)
                 }
             }
             mediation.recordCall(decision, outcome: nil, durationNs: outcome.elapsedNanoseconds)
@@ -237,6 +237,41 @@ public final class Kernel: @unchecked Sendable {
             mediation.recordCall(decision, outcome: error, durationNs: llmos_monotonic_ns() &- start)
             throw error
         }
+    }
+
+    /// Dispatches on the calling thread — or, for a top-level call to an in-process
+    /// driver that asked to be abandoned on timeout, on a thread of its own.
+    @inline(__always)
+    private func run(_ tool: ToolEntry, _ input: UnsafeRawBufferPointer, _ options: CallOptions,
+                     _ parent: CallRef?, start: UInt64) throws(LLMOSError) -> CallResult {
+        if options.abandonOnTimeout && parent == nil && tool.driver.isolated == nil {
+            return try dispatchAbandoning(tool, Array(input), options, start: start)
+        }
+        return try dispatch(tool, input, options, parent, start: start)
+    }
+
+    /// An in-process call cannot be stopped, only left behind: the call runs on its own
+    /// thread, and if it has not returned by its deadline plus the grace period the
+    /// caller gets a timeout and the driver is marked unhealthy (new calls are refused)
+    /// until the abandoned call returns. An isolated driver would be killed instead.
+    private func dispatchAbandoning(_ tool: ToolEntry, _ input: [UInt8], _ options: CallOptions,
+                                    start: UInt64) throws(LLMOSError) -> CallResult {
+        let driver = tool.driver
+        if let stuck = driver.unhealthyReason {
+            throw LLMOSError(.unavailable, "\(tool.qualifiedName): the driver \(driver.name) is unhealthy: \(stuck); it runs in-process, so it cannot be stopped — reload it, or run it with --isolate \(driver.name)")
+        }
+        let pending = PendingCall()
+        Thread.detachNewThread { [self] in
+            let result = input.withUnsafeBytes { bytes in
+                Result { () throws(LLMOSError) in try self.dispatch(tool, bytes, options, nil, start: start) }
+            }
+            if pending.finish(result) { driver.abandonedCallReturned() }
+        }
+        let limitMs = min(options.timeoutMs ?? Int.max, driver.manifest.limits.timeoutMs)
+        let waitMs = min(limitMs, Int(Int32.max) / 2) + configuration.isolation.graceMs
+        if let result = pending.wait(milliseconds: waitMs) { return try result.get() }
+        driver.abandonedCallStarted("a call to \(tool.qualifiedName) did not return within \(limitMs) ms (limits.timeout_ms) and was abandoned")
+        throw LLMOSError(.timeout, "\(tool.qualifiedName): timed out after \(limitMs) ms (limits.timeout_ms) and did not stop when cancelled; the call was abandoned and \(driver.name) is marked unhealthy until it returns (in-process code cannot be stopped: run it with --isolate \(driver.name) to have it killed instead)")
     }
 
     /// Runs the driver under its threading rule and deadline (the input is validated).
@@ -342,6 +377,34 @@ public final class Kernel: @unchecked Sendable {
         }
         if let problem { throw problem }
         return text
+    }
+}
+
+/// The hand-over between a caller and the thread running its abandonable call.
+private final class PendingCall: @unchecked Sendable {
+    private let lock = PThreadMutex()
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<CallResult, LLMOSError>?
+    private var abandoned = false
+
+    /// Stores the result; true when the caller had already given up on it.
+    func finish(_ value: Result<CallResult, LLMOSError>) -> Bool {
+        let late = lock.withLock { () -> Bool in
+            result = value
+            return abandoned
+        }
+        done.signal()
+        return late
+    }
+
+    /// The result, or nil (and the call counts as abandoned) after `milliseconds`.
+    func wait(milliseconds: Int) -> Result<CallResult, LLMOSError>? {
+        _ = done.wait(timeout: .now() + .milliseconds(milliseconds))
+        return lock.withLock {
+            if let result { return result }
+            abandoned = true
+            return nil
+        }
     }
 }
 

@@ -22,6 +22,7 @@ struct Doctor: ParsableCommand {
             checks.append(Check(name: lib, ok: ok, detail: ok ? "version \(version)" : "not found by pkg-config", fix: ok ? nil : "apt-get install \(package) pkg-config (or run `make deps`)"))
         }
         checks.append(Check(name: "hot plug", ok: HotPlugProbe.inotifyWorks(), detail: HotPlugProbe.inotifyWorks() ? "inotify available" : "inotify unavailable: drivers are loaded at start only"))
+        checks += isolationChecks()
 
         // The policy first: with an error in it nothing runs, so say so and stop here.
         do {
@@ -67,7 +68,12 @@ struct Doctor: ParsableCommand {
         }
         print("\nDrivers")
         for driver in kernel.loadedDrivers {
-            print("  ok   \(driver.name) \(driver.version) (\(driver.tools.count) tools) from \(driver.manifestFile)")
+            if driver.health.isQuarantined {
+                print("  FAIL \(driver.name) is \(driver.health.summary)\n       fix: correct the driver, then `llmos drivers reload \(driver.name)`")
+                continue
+            }
+            let isolated = driver.isolation == .process ? ", isolated: \(driver.health.summary)" : ""
+            print("  ok   \(driver.name) \(driver.version) (\(driver.tools.count) tools\(isolated)) from \(driver.manifestFile)")
             for warning in driver.warnings { print("       warning: \(warning.message) (\(warning.field))") }
         }
         for failure in report.failed {
@@ -82,6 +88,27 @@ struct Doctor: ParsableCommand {
         let problems = checks.filter { !$0.ok }.count + report.failed.count
         print(problems == 0 ? "\nAll good." : "\n\(problems) problem\(problems == 1 ? "" : "s") found.")
         if problems > 0 { throw ExitCode(1) }
+    }
+
+    /// What the operating system offers isolated drivers: said loudly when a layer is missing.
+    private func isolationChecks() -> [Check] {
+        let helper: String
+        do {
+            helper = try SandboxSupport.helperPath(IsolationSettings(), libraryDirectories: KernelConfiguration.defaultLibraryDirectories())
+        } catch {
+            return [Check(name: "isolation", ok: false, detail: error.message, fix: "run `swift build` (it builds llmos-driver-host next to llmos)")]
+        }
+        do {
+            let support = try SandboxSupport.probe(helperPath: helper)
+            var checks = [Check(name: "isolation", ok: true, detail: "\(support.summary) (helper \(helper))")]
+            for warning in support.warnings {
+                checks.append(Check(name: "sandbox", ok: false, detail: warning,
+                                    fix: "use a Linux with Landlock (5.13+, ABI 4 for ports: 6.7+), seccomp and user namespaces enabled"))
+            }
+            return checks
+        } catch {
+            return [Check(name: "isolation", ok: false, detail: error.message, fix: "reinstall llmos-driver-host (swift build)")]
+        }
     }
 
     private func command(_ name: String, _ args: [String], fix: String) -> Check {

@@ -69,7 +69,7 @@ struct Drivers: ParsableCommand {
                 print("""
                 \(info.name) \(info.version) — \(info.description)
                   class:        \(info.deviceClass)
-                  isolation:    \(info.isolation.rawValue)
+                  isolation:    \(info.isolation.rawValue)\(info.isolation == .inProcess ? " (inside the host: no sandbox; --isolate \(info.name) to run it apart)" : "")\(info.health.process.map { "\n  sandbox:      \($0.sandbox)" } ?? "")
                   threading:    \(info.threading.rawValue)
                   abi:          1.\(info.abiMinor)
                   capabilities: \(info.capabilities.summary)

@@ -39,6 +39,9 @@ struct HostOptions: ParsableArguments {
     @Flag(name: .long, help: "Print the kernel's debug log to standard error.")
     var verbose = false
 
+    @Option(name: .customLong("isolate"), help: ArgumentHelp("Run driver NAME in a sandboxed helper process whatever its manifest says (repeatable; * for every driver). Its sandbox is built from its grants: see `llmos drivers info NAME`.", valueName: "NAME"))
+    var isolate: [String] = []
+
     @OptionGroup(title: "Permissions") var permissions: PermissionOptions
 
     /// `--config NAME=JSON` values, parsed; a malformed one is a usage error.
@@ -69,6 +72,7 @@ struct HostOptions: ParsableArguments {
         var configuration = KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn))
         configuration.driverConfig = (try? parsedConfig()) ?? [:]
         try permissions.configure(&configuration)
+        configuration.isolation.forced = Set(isolate)
         let kernel = Kernel(configuration: configuration)
         let report = kernel.loadAll(from: searchPath)
         if reportFailures {

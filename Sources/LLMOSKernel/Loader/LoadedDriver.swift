@@ -81,6 +81,8 @@ public final class LoadedDriver: @unchecked Sendable {
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
     let callCount = Atomic<Int>(0)
+    /// In-process calls abandoned past their deadline and still running.
+    private let abandoned = Mutex<(count: Int, reason: String?)>((0, nil))
     let failureCount = Atomic<Int>(0)
     /// Log lines written while loading, quoted in a refusal.
     private let loadLog = Mutex<[String]?>([])
@@ -107,6 +109,19 @@ public final class LoadedDriver: @unchecked Sendable {
     /// The lines logged during load, then stop collecting.
     func takeLoadLog() -> [String] { loadLog.withLock { lines in defer { lines = nil }; return lines ?? [] } }
 
+    // MARK: Abandoned calls (in-process)
+
+    var unhealthyReason: String? { abandoned.withLock { $0.count > 0 ? $0.reason : nil } }
+
+    func abandonedCallStarted(_ reason: String) {
+        abandoned.withLock { $0.count += 1; $0.reason = reason }
+        record(KernelLogEntry(level: .error, source: "kernel", message: "\(name) is unhealthy: \(reason)"))
+    }
+
+    func abandonedCallReturned() {
+        abandoned.withLock { $0.count -= 1; if $0.count == 0 { $0.reason = nil } }
+    }
+
     // MARK: Calls in flight
 
     /// Counts a call in; false when the driver is being unloaded.
@@ -130,7 +145,18 @@ public final class LoadedDriver: @unchecked Sendable {
     /// unmaps the library.
     func drainAndUnload() {
         draining.store(true, ordering: .sequentiallyConsistent)
-        while inFlight.load(ordering: .sequentiallyConsistent) > 0 { usleep(500) }
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 {
+            if unhealthyReason != nil {
+                // An abandoned call is still inside: destroying or unmapping under it
+                // would crash the host, so the instance and library are left as they are.
+                record(KernelLogEntry(level: .warn, source: "kernel", message: "\(name): unloaded with an abandoned call still running; its instance and library stay in memory"))
+                keepsMapped = true
+                table = llmos_driver()
+                handle = nil
+                return
+            }
+            usleep(500)
+        }
         if let isolated {
             serialLock?.withLock { isolated.shutdown() }
             self.isolated = nil
@@ -148,6 +174,7 @@ public final class LoadedDriver: @unchecked Sendable {
     public var health: DriverHealth {
         var health = DriverHealth(calls: callCount.load(ordering: .relaxed), failures: failureCount.load(ordering: .relaxed),
                                   inFlight: callsInFlight, unloading: isDraining)
+        health.unhealthy = unhealthyReason
         if let status = isolated?.status {
             health.process = ProcessHealth(pid: status.pid.map(Int.init), restarts: max(0, status.restarts - 1),
                                            crashes: status.failures, lastFailure: status.lastFailure,
@@ -164,9 +191,12 @@ public struct DriverHealth: Sendable, Equatable {
     public var unloading: Bool
     /// For an isolated driver: its helper process.
     public var process: ProcessHealth?
+    /// For an in-process driver with an abandoned call still running: why.
+    public var unhealthy: String?
 
     public var summary: String {
         if unloading { return "unloading" }
+        if let unhealthy { return "UNHEALTHY: \(unhealthy)" }
         if let process {
             if let reason = process.quarantined { return "QUARANTINED: \(reason)" }
             if process.pid == nil { return "restarting (last: \(process.lastFailure ?? "stopped"))" }

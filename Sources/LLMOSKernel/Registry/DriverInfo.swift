@@ -91,6 +91,11 @@ public struct CallOptions: Sendable {
     /// Receives `host->emit` events (ABI 1.1) as JSON text, in order, on the calling
     /// thread while the call runs: a cpu driver's streamed deltas.
     public var events: (@Sendable (String) -> Void)?
+    /// For an in-process driver: run the call on a thread of its own and, if it is
+    /// still running at its deadline plus the grace period, return a timeout and
+    /// leave it behind (the driver is then marked unhealthy). Costs a thread per
+    /// call; an isolated driver is killed instead, so this changes nothing for it.
+    public var abandonOnTimeout = false
 
     public init(cancellation: CancellationToken? = nil, progress: (@Sendable (Double, String?) -> Void)? = nil,
                 timeoutMs: Int? = nil, events: (@Sendable (String) -> Void)? = nil) {
