@@ -74,6 +74,9 @@ public struct SandboxPlan: Sendable, Equatable {
                                landlock: support.landlockABI > 0, seccomp: support.seccomp)
         for path in systemLibraryPaths() + [libraryPath] { plan.paths.append((path, .lib)) }
         for device in ["/dev/null", "/dev/zero", "/dev/urandom"] { plan.paths.append((device, .device)) }
+        // Its own /proc entry (the helper opens /proc/self, so this is its own pid):
+        // runtimes read /proc/self/maps; links there are checked at their targets.
+        plan.paths.append(("/proc/self", .read))
 
         let policy = broker.policy
         let name = manifest.name
