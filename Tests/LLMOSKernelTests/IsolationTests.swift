@@ -20,8 +20,10 @@ import Testing
     }
 
     /// The misbehaving driver, with `capabilities` and `limits` replaced.
-    static func misbehave(capabilities: String = "{}", limits: String = "timeout_ms: 2000\n  max_output_bytes: 1048576\n  memory_mb: 256") throws -> String {
-        try Fixtures.install("misbehave") { text in
+    static func misbehave(capabilities: String = "{}", limits: String = "timeout_ms: 2000\n  max_output_bytes: 1048576\n  memory_mb: 256",
+                          isolation: String = "process") throws -> String {
+        try Fixtures.install("misbehave") { original in
+            let text = original.replacingOccurrences(of: "isolation: process", with: "isolation: \(isolation)")
             var lines: [String] = []
             var skipping = false
             for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -198,6 +200,26 @@ import Testing
         #expect(try Self.json(kernel.call("misbehave.ok", input: "{}"))["ok"] == true)
     }
 
+    @Test func anInProcessCallPastItsDeadlineIsAbandonedAndTheDriverMarkedUnhealthy() throws {
+        let log = MemoryLogSink()
+        let kernel = makeKernel(log: log) { $0.isolation.graceMs = 100 }
+        try kernel.load(manifestAt: try Self.misbehave(limits: "timeout_ms: 200", isolation: "in-process"))
+        var options = CallOptions()
+        options.abandonOnTimeout = true
+        let error = expectError { try kernel.call("misbehave.spin", input: #"{"max_ms":1500}"#, options: options) }
+        #expect(error.code == .timeout)
+        #expect(error.message.contains("abandoned") && error.message.contains("--isolate misbehave"), "\(error.message)")
+        #expect(kernel.driver(named: "misbehave")?.health.summary.hasPrefix("UNHEALTHY") == true)
+        let refused = expectError { try kernel.call("misbehave.ok", input: "{}", options: options) }
+        #expect(refused.code == .unavailable)
+        #expect(refused.message.contains("unhealthy"), "\(refused.message)")
+        // When the abandoned call finally returns, the driver is healthy again.
+        var waited = 0
+        while kernel.driver(named: "misbehave")?.health.unhealthy != nil && waited < 10_000 { usleep(10_000); waited += 10 }
+        #expect(kernel.driver(named: "misbehave")?.health.summary == "ok")
+        #expect(try Self.json(kernel.call("misbehave.ok", input: "{}", options: options))["ok"] == true)
+    }
+
     // MARK: The sandbox refuses, not the driver
 
     @Test func filesOutsideTheGrantsAreRefusedByLandlock() throws {
@@ -228,7 +250,7 @@ import Testing
     @Test func theSameDriverInProcessIsNotStopped() throws {
         let outside = Self.directory("iso-inprocess")
         try "secret".write(toFile: outside + "/secret.txt", atomically: true, encoding: .utf8)
-        let manifest = try Fixtures.install("misbehave") { $0.replacingOccurrences(of: "isolation: process", with: "isolation: in-process") }
+        let manifest = try Self.misbehave(isolation: "in-process")
         let kernel = makeKernel()
         try kernel.load(manifestAt: manifest)
         let read = try Self.json(kernel.call("misbehave.read_file", input: #"{"path":"\#(outside)/secret.txt"}"#))

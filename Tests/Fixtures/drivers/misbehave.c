@@ -261,6 +261,16 @@ static llmos_status do_spin(const llmos_host *host, llmos_call_ctx *ctx, const c
     int honour = get_bool(input, len, "honour_cancel", 0);
     int64_t start = now_ms();
 
+    int64_t max_ms = 0;
+    llmos_json_get_int64(input, len, "max_ms", &max_ms);
+    if (!honour && max_ms > 0) {
+        /* Stubborn but bounded: ignores cancellation, sleeps until max_ms has passed
+         * (for the in-process abandonment test, which must not burn a core for ever). */
+        while (now_ms() - start < max_ms) usleep(1000);
+        const char *done = "{\"ok\":true,\"stubborn\":true}";
+        host->set_output(ctx, done, strlen(done));
+        return LLMOS_OK;
+    }
     if (!honour)
         for (;;)
             iterations++; /* never returns: only a signal ends this */
