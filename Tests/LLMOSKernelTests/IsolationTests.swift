@@ -157,6 +157,14 @@ import Testing
         #expect(try Self.json(kernel.call("misbehave.ok", input: "{}"))["pid"] == pid)
     }
 
+    @Test func aDriverFloodingTheChannelStillMeetsItsDeadline() throws {
+        let kernel = Self.isolatedKernel()
+        try kernel.load(manifestAt: try Self.misbehave(limits: "timeout_ms: 200"))
+        let flood = expectError { try kernel.call("misbehave.log_flood", input: "{}") }
+        #expect(flood.code == .timeout, "\(flood.message)")
+        #expect(try Self.json(kernel.call("misbehave.ok", input: "{}"))["ok"] == true)
+    }
+
     @Test func cancellingAnIsolatedCallReachesTheDriver() throws {
         let kernel = Self.isolatedKernel()
         try kernel.load(manifestAt: try Self.misbehave(limits: "timeout_ms: 20000"))

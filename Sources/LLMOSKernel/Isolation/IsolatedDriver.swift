@@ -197,6 +197,18 @@ final class IsolatedDriver: @unchecked Sendable {
         var hardDeadline = ref.pointee.deadlineNs &+ graceNs
         var cancelSent = false
         let limits = driver.manifest.limits
+        /// True when the call is out of time: past the deadline (or the caller's cancel)
+        /// plus the grace period.
+        func checkDeadline() -> Bool {
+            let now = llmos_monotonic_ns()
+            if !cancelSent && (ref.pointee.cancelledByCaller || now > ref.pointee.deadlineNs) {
+                // The helper sees its own deadline; a caller's cancel has to be told.
+                llmos_iso_shared_cancel(helper.shared, seq)
+                cancelSent = true
+                hardDeadline = min(hardDeadline, now &+ graceNs)
+            }
+            return now >= hardDeadline
+        }
         while true {
             let slice = min(hardDeadline, llmos_monotonic_ns() &+ 20_000_000)
             switch helper.receive(until: slice) {
@@ -237,15 +249,10 @@ final class IsolatedDriver: @unchecked Sendable {
                 default:
                     return violation(ref, helper, "an unexpected message (type \(header.type))")
                 }
+                // A helper that floods logs or system calls still meets its deadline.
+                if checkDeadline() { return hung(ref, helper) }
             case .timeout:
-                let now = llmos_monotonic_ns()
-                if !cancelSent && (ref.pointee.cancelledByCaller || now > ref.pointee.deadlineNs) {
-                    // The helper sees its own deadline; a caller's cancel has to be told.
-                    llmos_iso_shared_cancel(helper.shared, seq)
-                    cancelSent = true
-                    hardDeadline = min(hardDeadline, now &+ graceNs)
-                }
-                if now >= hardDeadline { return hung(ref, helper) }
+                if checkDeadline() { return hung(ref, helper) }
             case .closed:
                 return died(ref, helper)
             case .broken:

@@ -988,13 +988,17 @@ static llmos_status misbehave_call(void *instance, llmos_call_ctx *ctx, const ch
     if (strcmp(op, "leak_fds") == 0) return do_leak_fds(host, ctx, input, len);
     if (strcmp(op, "env") == 0) return do_env(host, ctx);
     if (strcmp(op, "write_big") == 0) return do_write_big(host, ctx, input, len);
+    if (strcmp(op, "log_flood") == 0) {
+        /* Logs as fast as it can and never returns: the host must still end the call. */
+        for (;;) host->log(host, ctx, LLMOS_LOG_DEBUG, "misbehave: flooding the host's log");
+    }
     host->set_error(ctx, LLMOS_ERR_UNSUPPORTED, "misbehave: unknown operation");
     return LLMOS_ERR_UNSUPPORTED;
 }
 
 static const char *const operations[] = {
     "ok", "segfault", "abort", "spin", "allocate", "fork_bomb", "write_file", "read_file",
-    "connect", "exec", "open_fds", "leak_fds", "env", "write_big", NULL,
+    "connect", "exec", "open_fds", "leak_fds", "env", "write_big", "log_flood", NULL,
 };
 
 static const llmos_driver driver = {
