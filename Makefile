@@ -31,10 +31,20 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-bench: deps
+MCP_VENV := .build/mcp-venv
+
+# The MCP stdio reference (the official Python SDK, pinned) for the isolation
+# benchmark, in a virtual environment of its own.
+$(MCP_VENV)/.installed: Benchmarks/mcp-reference/requirements.txt
+	@echo "==> python venv with the MCP SDK for the reference benchmark ($(MCP_VENV))"
+	python3 -m venv $(MCP_VENV)
+	$(MCP_VENV)/bin/pip install --progress-bar on -q -r Benchmarks/mcp-reference/requirements.txt
+	@touch $@
+
+bench: deps $(MCP_VENV)/.installed
 	@echo "==> swift build -c release (benchmarks measure optimised code)"
 	$(SWIFT) build -c release
-	.build/release/llmos-bench --markdown BENCHMARKS.md
+	LLMOS_BENCH_PYTHON=$(MCP_VENV)/bin/python .build/release/llmos-bench --markdown BENCHMARKS.md
 
 clean:
 	rm -rf .build

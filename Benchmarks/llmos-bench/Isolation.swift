@@ -47,9 +47,10 @@ struct IsolationBenchmark {
         let script = repo + "/Benchmarks/mcp-reference/bench.py"
         guard FileManager.default.fileExists(atPath: script) else { return (nil, "Benchmarks/mcp-reference/bench.py is missing") }
         print("running the MCP stdio reference (python3 \(script))...")
+        let python = ProcessInfo.processInfo.environment["LLMOS_BENCH_PYTHON"] ?? "python3"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script]
+        process.arguments = [python, script, "--calls", "2000", "--warmup", "200"]
         let stdout = Pipe()
         process.standardOutput = stdout
         do { try process.run() } catch { return (nil, "cannot run python3: \(error)") }
@@ -58,7 +59,7 @@ struct IsolationBenchmark {
         guard process.terminationStatus == 0,
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let p50 = object["p50_us"] as? Double else {
-            return (nil, "bench.py failed (is the mcp package installed? `pip install -r Benchmarks/mcp-reference/requirements.txt`)")
+            return (nil, "bench.py failed (is the mcp package installed? `make bench` sets up .build/mcp-venv)")
         }
         let p99 = object["p99_us"] as? Double ?? .nan
         let session = object["session_start_ms"] as? Double ?? .nan

@@ -264,6 +264,9 @@ int main(int argc, char **argv) {
     close_range(LLMOS_ISO_SHARED_FD + 1, ~0u, 0);
     fcntl(2, F_SETFL, fcntl(2, F_GETFL) | O_NONBLOCK);   /* a chatty driver never blocks on stderr */
 
+    /* A program the driver may exec (with an exec grant) must not inherit the channel. */
+    fcntl(LLMOS_ISO_SOCKET_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(LLMOS_ISO_SHARED_FD, F_SETFD, FD_CLOEXEC);
     shared = llmos_iso_shared_map(LLMOS_ISO_SHARED_FD);
     if (!shared) return 2;
     channel = llmos_iso_channel_open(LLMOS_ISO_SOCKET_FD, shared, 1, HELPER_SPIN_NS);

@@ -302,6 +302,9 @@ import Testing
         let fds = try Self.json(kernel.call("misbehave.open_fds", input: "{}"))
         let numbers = (fds["fds"]?.arrayValue ?? []).compactMap { $0["fd"]?.int64Value }
         #expect(Set(numbers).isSubset(of: [0, 1, 2, 3, 4]), "\(fds)")
+        for entry in fds["fds"]?.arrayValue ?? [] where (entry["fd"]?.int64Value ?? 0) >= 3 {
+            #expect(entry["cloexec"] == true, "a program it might exec must not inherit the channel: \(entry)")
+        }
         let leak = try Self.json(kernel.call("misbehave.leak_fds", input: #"{"count":10000}"#))
         let opened = try #require(leak["opened"]?.int64Value)
         #expect(opened < 64, "RLIMIT_NOFILE caps it: \(leak)")

@@ -52,6 +52,10 @@ final class HelperProcess {
             for fd in sockets + errorPipe { close(fd) }
             throw LLMOSError(.io, "isolation: cannot make the shared page (memfd_create): \(String(cString: strerror(errno)))")
         }
+        // The Swift runtime's crash backtracer (the helper links it) would only add
+        // "Backtracing..." noise to a crash report the kernel writes itself.
+        var environment = environment
+        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
         let variables = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for variable in variables { free(variable) } }
         var pid: pid_t = 0
