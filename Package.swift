@@ -13,6 +13,8 @@ let package = Package(
         // Drivers we ship: loaded with dlopen through the same ABI as anyone's.
         .library(name: "llmos_calc", type: .dynamic, targets: ["CalcDriver"]),
         .library(name: "llmos_text", type: .dynamic, targets: ["TextDriver"]),
+        .library(name: "llmos_openai", type: .dynamic, targets: ["OpenAIDriver"]),
+        .library(name: "llmos_anthropic", type: .dynamic, targets: ["AnthropicDriver"]),
         // The sandboxed helper process that `isolation: process` drivers run in.
         .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
@@ -54,6 +56,10 @@ let package = Package(
         // Layer 4: drivers.
         .target(name: "CalcDriver", dependencies: ["CLLMOS"], path: "Plugins/calc", publicHeadersPath: "."),
         .target(name: "TextDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/text", exclude: ["README.md"]),
+        // Model drivers: ModelKit (a static library, linked into each) speaks OpenAI and Anthropic.
+        .target(name: "ModelKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/ModelKit", exclude: ["README.md"]),
+        .target(name: "OpenAIDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/openai"),
+        .target(name: "AnthropicDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/anthropic"),
         // Benchmarks (make bench).
         .executableTarget(
             name: "llmos-bench",

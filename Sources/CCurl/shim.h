@@ -51,3 +51,17 @@ static inline int llmos_ipv6_canonical(const char *text, char *buf, size_t len) 
         return inet_ntop(AF_INET, &a.s6_addr[12], buf, (socklen_t)len) ? 4 : 0;
     return inet_ntop(AF_INET6, &a, buf, (socklen_t)len) ? 6 : 0;
 }
+
+/* For LLMOSNet's net.stream.*: a transfer driven by a multi handle on the caller's thread.
+   Returns 1 and the result when `easy` has finished (CURLMSG_DONE), else 0. */
+static inline int llmos_curl_multi_done(CURLM *m, CURLcode *result) {
+    int queued;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(m, &queued))) {
+        if (msg->msg == CURLMSG_DONE) {
+            *result = msg->data.result;
+            return 1;
+        }
+    }
+    return 0;
+}

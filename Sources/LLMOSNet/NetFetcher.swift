@@ -175,6 +175,7 @@ public struct FetchError: Error, Sendable, Hashable, CustomStringConvertible {
         case tooManyRedirects = "too_many_redirects"
         case tlsFailed = "tls_failed"
         case transferFailed = "transfer_failed"
+        case cancelled
         case `internal`
     }
 

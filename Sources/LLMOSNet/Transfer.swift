@@ -65,14 +65,36 @@ final class Transfer {
         self.authorizer = authorizer
     }
 
+    // The handle and what it points to, owned here (freed in deinit): `prepare` makes them,
+    // `perform` (net.fetch) or a `StreamTransfer`'s multi handle (net.stream.*) drives them.
+    private(set) var easy: UnsafeMutableRawPointer?
+    private var errorBuffer: UnsafeMutablePointer<CChar>?
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+
+    /// Streaming (net.stream.*): body bytes already handed out, which still count against `cap`.
+    var drained = 0
+    /// Set once the headers of the final (non-1xx) response have all arrived.
+    var headersComplete = false
+
+    deinit {
+        if let easy { curl_easy_cleanup(easy) }
+        errorBuffer?.deallocate()
+        curl_slist_free_all(headerList)
+    }
+
     func perform() throws(FetchError) -> Result {
+        try prepare()
+        let code = withExtendedLifetime(self) { curl_easy_perform(easy) }
+        return try finish(code)
+    }
+
+    /// Makes the easy handle with every option set; nothing is sent yet.
+    func prepare() throws(FetchError) {
         guard let easy = curl_easy_init() else { throw FetchError(.internal, "curl_easy_init() failed", url: url.url) }
-        defer { curl_easy_cleanup(easy) }
+        self.easy = easy
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        defer { errorBuffer.deallocate() }
-        var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
+        self.errorBuffer = errorBuffer
 
         let me = Unmanaged.passUnretained(self).toOpaque()
         var failures: [String] = []
@@ -130,14 +152,19 @@ final class Transfer {
                 if !hasContentType { lines.append("Content-Type:") }
             }
         }
+        var headerList: UnsafeMutablePointer<curl_slist>?
         for line in lines { headerList = curl_slist_append(headerList, line) }
+        self.headerList = headerList
         if headerList != nil { check(llmos_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList), "HTTPHEADER") }
 
         guard failures.isEmpty else {
             throw FetchError(.internal, "libcurl refused an option: \(failures.joined(separator: "; "))", url: url.url)
         }
+    }
 
-        let code = withExtendedLifetime(self) { curl_easy_perform(easy) }
+    /// The outcome of the transfer once libcurl says it is over with `code`.
+    func finish(_ code: CURLcode) throws(FetchError) -> Result {
+        guard let easy, let errorBuffer else { throw FetchError(.internal, "the transfer was never prepared", url: url.url) }
         let curlMessage = String(cString: errorBuffer)
         let address = connectedAddresses.last
 
@@ -249,6 +276,7 @@ final class Transfer {
         var bytes = Array(UnsafeRawBufferPointer(start: data, count: count))
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         if bytes.isEmpty {
+            if status >= 200 { headersComplete = true }
             // The end of this response's headers: refuse a body declared too large before it arrives.
             if let declaredLength, declaredLength > cap, !truncate, !(followRedirects && Self.redirectStatuses.contains(status)), method != "HEAD" {
                 bodyTooLarge = true
@@ -259,6 +287,7 @@ final class Transfer {
         let line = Self.text(bytes)
         if line.hasPrefix("HTTP/") {
             headers = []
+            headersComplete = false
             declaredLength = nil
             let fields = line.split(separator: " ", maxSplits: 2)
             if fields.count >= 2, let code = Int(fields[1]) { status = code }
@@ -284,7 +313,7 @@ final class Transfer {
         if followRedirects && Self.redirectStatuses.contains(status) && headers.contains(where: { $0.name.lowercased() == "location" }) {
             return count
         }
-        let room = cap - body.count
+        let room = cap - drained - body.count
         if count <= room {
             body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: count))
             return count

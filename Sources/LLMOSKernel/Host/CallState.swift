@@ -33,6 +33,8 @@ struct CallState {
     var failure: LLMOSError?
     /// The last system call response, NUL-terminated, owned here until the next one.
     private var syscallResponse: UnsafeMutableBufferPointer<UInt8>?
+    /// The net.stream streams this call opened; closed when the call ends.
+    var streams: CallStreams?
 
     init(tool: ToolEntry, parent: CallRef?, deadlineNs: UInt64, token: CancellationToken?,
          progress: (@Sendable (Double, String?) -> Void)?, events: (@Sendable (String) -> Void)? = nil) {
@@ -60,6 +62,8 @@ struct CallState {
     mutating func release() {
         syscallResponse?.deallocate()
         syscallResponse = nil
+        streams?.closeAll()
+        streams = nil
     }
 
     /// Keeps `bytes` (plus a NUL) alive until the next system call or the end of the call.

@@ -1,8 +1,8 @@
 import LLMOSJSON
 
-/// The service behind the `net.fetch` system call. A protocol, so the kernel stays
-/// free of HTTP code: LLMOSNet implements it with libcurl (`CurlNetworkService`), and
-/// a host without one answers `net.fetch` with "unsupported".
+/// The service behind the `net.fetch` and `net.stream.*` system calls. A protocol, so the
+/// kernel stays free of HTTP code: LLMOSNet implements it with libcurl (`CurlNetworkService`),
+/// and a host without one answers them with "unsupported".
 public protocol NetworkService: Sendable {
     /// Performs one `net.fetch` request (JSON shape in docs/SYSCALLS.md). `authorize`
     /// decides every place the fetch goes — each redirect hop, and the address actually
@@ -12,4 +12,38 @@ public protocol NetworkService: Sendable {
     /// The canonical `scheme://host:port` of a URL a tool argument names (and the
     /// address when the host is a literal), for checks before a driver runs.
     func canonicalResource(of url: String) throws(LLMOSError) -> (resource: String, address: String?)
+
+    /// Opens one `net.stream.open` request: the same checks as `fetch`, and returns once the
+    /// final response's status and headers are in (the JSON without "stream", which the kernel
+    /// adds). `isCancelled` is polled while it waits (the calling call's cancellation and deadline).
+    func openStream(_ request: JSONValue, authorize: @escaping @Sendable (AccessRequest) -> Decision,
+                    isCancelled: () -> Bool) throws(LLMOSError) -> (stream: any NetworkStream, response: JSONValue)
+}
+
+extension NetworkService {
+    public func openStream(_ request: JSONValue, authorize: @escaping @Sendable (AccessRequest) -> Decision,
+                           isCancelled: () -> Bool) throws(LLMOSError) -> (stream: any NetworkStream, response: JSONValue) {
+        throw LLMOSError(.unsupported, "net.stream.open: this host's network service cannot stream")
+    }
+}
+
+/// One open `net.stream`: used only by the call that opened it, on that call's thread, and
+/// closed by the kernel when that call returns.
+public protocol NetworkStream: AnyObject {
+    /// `net.stream.read` (without "stream"): `{"data", "encoding"?, "done"}`.
+    func read(_ request: JSONValue, isCancelled: () -> Bool) throws(LLMOSError) -> JSONValue
+    /// Ends the transfer; idempotent.
+    func close()
+}
+
+/// The streams a call has open (allocated on the first `net.stream.open` only).
+final class CallStreams {
+    static let maxOpen = 8
+    var nextID: Int64 = 1
+    var open: [Int64: any NetworkStream] = [:]
+
+    func closeAll() {
+        for stream in open.values { stream.close() }
+        open.removeAll()
+    }
 }

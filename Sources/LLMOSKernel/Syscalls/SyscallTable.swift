@@ -44,6 +44,9 @@ struct SyscallTable {
             }
             return encode(try network.fetch(r, authorize: t.authorizer(c)))
         },
+        "net.stream.open": { t, c, r throws(LLMOSError) in encode(try t.streamOpen(c, r)) },
+        "net.stream.read": { t, c, r throws(LLMOSError) in encode(try t.streamRead(c, r)) },
+        "net.stream.close": { t, c, r throws(LLMOSError) in encode(try t.streamClose(c, r)) },
     ]
 
     static var services: [String] { handlers.keys.sorted() }
@@ -155,6 +158,64 @@ struct SyscallTable {
         let key = try string(request, "key", "kv.delete", maxBytes: Self.maxKeyBytes)
         try require(caller, .kv, key, "kv.delete")
         return ["deleted": .bool(try kernel.configuration.keyValueStore.delete(namespace: caller.pointee.tool.driver.name, key: key))]
+    }
+
+    // MARK: net.stream.*
+
+    /// `net.stream.open`: net.fetch's checks, a response read piece by piece. The stream
+    /// belongs to this call and is closed when it returns.
+    private func streamOpen(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        guard let network = kernel.configuration.network else {
+            throw LLMOSError(.unsupported, "net.stream.open: this host has no network service")
+        }
+        let streams = caller.pointee.streams ?? CallStreams()
+        caller.pointee.streams = streams
+        guard streams.open.count < CallStreams.maxOpen else {
+            throw LLMOSError(.resourceExhausted, "net.stream.open: this call already has \(CallStreams.maxOpen) streams open; close one with net.stream.close")
+        }
+        let opened: (stream: any NetworkStream, response: JSONValue)
+        do { opened = try network.openStream(request, authorize: authorizer(caller), isCancelled: { caller.isCancelled }) } catch {
+            throw Self.cancellation(error, caller, "net.stream.open")
+        }
+        let id = streams.nextID
+        streams.nextID += 1
+        streams.open[id] = opened.stream
+        var response = opened.response.objectValue ?? JSONObject()
+        response["stream"] = .int(id)
+        return .object(response)
+    }
+
+    private func stream(_ caller: CallRef, _ request: JSONValue, _ service: String) throws(LLMOSError) -> (Int64, any NetworkStream) {
+        guard let id = request["stream"]?.int64Value else {
+            throw LLMOSError(.invalidArgument, "\(service): expected an integer field \"stream\" (the id net.stream.open returned)")
+        }
+        guard let stream = caller.pointee.streams?.open[id] else {
+            throw LLMOSError(.notFound, "\(service): no open stream \(id) in this call (streams end with the call that opened them)")
+        }
+        return (id, stream)
+    }
+
+    private func streamRead(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        let (id, stream) = try stream(caller, request, "net.stream.read")
+        do { return try stream.read(request, isCancelled: { caller.isCancelled }) } catch {
+            stream.close()
+            caller.pointee.streams?.open[id] = nil
+            throw Self.cancellation(error, caller, "net.stream.read")
+        }
+    }
+
+    private func streamClose(_ caller: CallRef, _ request: JSONValue) throws(LLMOSError) -> JSONValue {
+        let (id, stream) = try stream(caller, request, "net.stream.close")
+        stream.close()
+        caller.pointee.streams?.open[id] = nil
+        return ["closed": true]
+    }
+
+    /// A stream stopped by the call's own cancellation: past the deadline that is a timeout.
+    private static func cancellation(_ error: LLMOSError, _ caller: CallRef, _ service: String) -> LLMOSError {
+        guard error.code == .cancelled else { return error }
+        if caller.pointee.cancelledByCaller { return LLMOSError(.cancelled, "\(service): the call was cancelled") }
+        return LLMOSError(.timeout, "\(service): the call's deadline passed (limits.timeout_ms)")
     }
 
     /// A driver calling another tool: the same checks as any call, plus the
