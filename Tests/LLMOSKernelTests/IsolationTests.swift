@@ -187,6 +187,11 @@ import Testing
         let got = try #require(result["allocated_mb"]?.int64Value)
         #expect(got < 128, "RLIMIT_AS stopped it below its 128 MB limit (got \(got) MB)")
         #expect(try Self.json(kernel.call("misbehave.ok", input: "{}"))["ok"] == true)
+        // Code that does not check malloc dies of it: the model reads that it ran out of memory.
+        let died = expectError { try kernel.call("misbehave.allocate", input: #"{"mb_per_step":8,"careless":true}"#) }
+        #expect(died.code == .resourceExhausted, "\(died.message)")
+        #expect(died.message.contains("ran out of memory") && died.message.contains("limits.memory_mb"), "\(died.message)")
+        #expect(try Self.json(kernel.call("misbehave.ok", input: "{}"))["ok"] == true)
     }
 
     @Test func repeatedFailuresQuarantineTheDriver() throws {

@@ -316,6 +316,8 @@ static llmos_status do_allocate(const llmos_host *host, llmos_call_ctx *ctx, con
         errno = 0;
         chunk = (char *)malloc((size_t)step_mb * MIB);
         if (!chunk) {
+            if (get_bool(input, len, "careless", 0))
+                *(volatile char *)chunk = 1;   /* as code that never checks malloc: SIGSEGV */
             failed = 1;
             err = errno;
             break;
