@@ -402,3 +402,21 @@ final class LockedArray<T>: @unchecked Sendable {
     func append(_ item: T) { lock.lock(); items.append(item); lock.unlock() }
     var values: [T] { lock.lock(); defer { lock.unlock() }; return items }
 }
+
+@Suite struct IsolationPolicyTests {
+    @Test func aPolicyFileCanIsolateDriversEvenFromAProjectFile() throws {
+        let file = try PolicyParser.parse(text: "isolate: [echo, \"un*\"]\ndeny:\n  fs.read: [/etc/**]\n", file: "/w/llmos.policy.yaml")
+        #expect(file.isolate == ["echo", "un*"])
+        #expect(file.policy.isolates("echo") && file.policy.isolates("untrusted") && !file.policy.isolates("calc"))
+        #expect(file.policy.description.contains("isolate (run in a sandboxed process): echo, un*"))
+        let kernel = makeKernel { $0.broker = CapabilityBroker(policy: Policy.builtInDefault.adding([]).merged(with: file.policy)) }
+        let info = try kernel.load(manifestAt: try Fixtures.install("echo"))
+        #expect(info.isolation == .process)
+        let bad = expectError { try PolicyParser.parse(text: "isolate: echo\n", file: "/w/p.yaml") }
+        #expect(bad.message.contains("isolate: expected a list of driver names"), "\(bad.message)")
+    }
+}
+
+extension Policy {
+    func merged(with other: Policy) -> Policy { Policy(merging: [self, other]) }
+}

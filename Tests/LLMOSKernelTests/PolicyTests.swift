@@ -406,7 +406,7 @@ import Testing
 
     @Test func unknownTopLevelKeyIsAnError() {
         #expect(refusal("allow:\n  kv: \"*\"\ndeney:\n  fs.read: [\"/etc/**\"]\n") == [
-            "/w/llmos.policy.yaml:3: deney: unknown top-level key (did you mean deny?); a policy takes version, workspace, builtin_default, allow, ask, deny, audit, drivers, tools. Unknown keys are refused, not ignored: a misspelled section would silently drop a restriction",
+            "/w/llmos.policy.yaml:3: deney: unknown top-level key (did you mean deny?); a policy takes version, workspace, builtin_default, allow, ask, deny, audit, drivers, tools, isolate. Unknown keys are refused, not ignored: a misspelled section would silently drop a restriction",
         ])
     }
 

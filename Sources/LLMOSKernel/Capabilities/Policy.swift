@@ -115,25 +115,34 @@ public struct Policy: Sendable, CustomStringConvertible {
     /// A policy that grants nothing.
     public static let empty = Policy(rules: [])
 
-    public init(rules: [PolicyRule]) {
+    /// Drivers (name globs) the operator wants in a sandboxed process whatever their
+    /// manifests say (`isolate:` in a policy file). Only ever adds isolation.
+    public let isolate: [String]
+
+    public init(rules: [PolicyRule], isolate: [String] = []) {
         self.rules = rules
+        self.isolate = isolate
         self.index = PolicyIndex(rules)
     }
 
     /// All the rules of several policies, in order. Precedence is by action, so the
     /// order only matters for listings and for which of equal rules is named.
     public init(merging policies: [Policy]) {
-        self.init(rules: policies.flatMap(\.rules))
+        self.init(rules: policies.flatMap(\.rules), isolate: policies.flatMap(\.isolate))
     }
 
     /// This policy with more rules after its own.
     public func adding(_ more: [PolicyRule]) -> Policy {
-        Policy(rules: rules + more)
+        Policy(rules: rules + more, isolate: isolate)
     }
+
+    /// Whether `isolate:` names this driver.
+    public func isolates(_ driver: String) -> Bool { isolate.contains { Glob.matches($0, driver) } }
 
     /// The rules for `llmos policy show`, one per line.
     public var description: String {
-        rules.isEmpty ? "(no rules: everything is denied)" : rules.map(\.description).joined(separator: "\n")
+        (rules.isEmpty ? "(no rules: everything is denied)" : rules.map(\.description).joined(separator: "\n"))
+            + (isolate.isEmpty ? "" : "\nisolate (run in a sandboxed process): " + isolate.joined(separator: ", "))
     }
 
     /// The decision on one request: among the rules whose kind, pattern, driver and

@@ -74,7 +74,7 @@ public enum PolicyParser {
     /// The project's policy, in the current directory.
     public static let projectFileName = "llmos.policy.yaml"
 
-    static let topLevelKeys = ["version", "workspace", "builtin_default", "allow", "ask", "deny", "audit", "drivers", "tools"]
+    static let topLevelKeys = ["version", "workspace", "builtin_default", "allow", "ask", "deny", "audit", "drivers", "tools", "isolate"]
     static let actionKeys = PolicyAction.allCases.map(\.rawValue)
 
     // MARK: Files
@@ -140,7 +140,8 @@ public enum PolicyParser {
             throw LLMOSError(.invalidArgument, messages.joined(separator: "\n"), cause: PolicyErrors(diagnostics: diagnostics))
         }
         let useDefault = parsed.allSatisfy(\.includesBuiltInDefault)
-        return Policy(rules: (useDefault ? Policy.builtInDefault.rules : []) + parsed.flatMap(\.rules) + grants)
+        return Policy(rules: (useDefault ? Policy.builtInDefault.rules : []) + parsed.flatMap(\.rules) + grants,
+                      isolate: parsed.flatMap(\.isolate))
     }
 
     public static func parse(file path: String, context: PolicyContext = .current) throws(LLMOSError) -> PolicyFile {
@@ -358,8 +359,10 @@ public struct PolicyFile: Sendable {
     /// False when the file says `builtin_default: false`.
     public var includesBuiltInDefault: Bool
     public var rules: [PolicyRule]
+    /// Drivers (name globs) to run `isolation: process` whatever their manifest says.
+    public var isolate: [String] = []
 
-    public var policy: Policy { Policy(rules: rules) }
+    public var policy: Policy { Policy(rules: rules, isolate: isolate) }
 }
 
 public typealias PolicyDiagnostic = FileDiagnostic
@@ -445,6 +448,7 @@ extension PolicyParser {
 
         mutating func policy(_ root: Node) -> PolicyFile {
             var includesDefault = true
+            var isolate: [String] = []
             guard let top = mapping(root, "") else {
                 return PolicyFile(file: file, workspace: context.workspace, includesBuiltInDefault: true, rules: [])
             }
@@ -474,13 +478,27 @@ extension PolicyParser {
                     section(value, action: PolicyAction(rawValue: key)!, field: key, driver: nil, tool: nil)
                 case "drivers", "tools":
                     scoped(value, field: key, tools: key == "tools")
+                case "isolate":
+                    // A restriction, so a project's own file may say it too.
+                    guard case .sequence(let items) = value else {
+                        error("isolate", value, "expected a list of driver names (globs), e.g. isolate: [weather, \"untrusted-*\"], got \(kind(value))")
+                        continue
+                    }
+                    for (i, item) in items.enumerated() {
+                        if refusesAlias(item, after: value, previous: i > 0 ? items[i - 1] : nil, "isolate[\(i)]") { continue }
+                        guard case .scalar(let s) = item, tagName(s) == .str, !s.string.isEmpty else {
+                            error("isolate[\(i)]", item, "expected a driver name or glob, got \(kind(item))")
+                            continue
+                        }
+                        isolate.append(s.string)
+                    }
                 default:
                     let near = NearestNames.nearest(to: key, in: PolicyParser.topLevelKeys, limit: 1)
                     error(key, keyNode, "unknown top-level key" + (near.isEmpty ? "" : " (did you mean \(near[0])?)")
                         + "; a policy takes \(PolicyParser.topLevelKeys.joined(separator: ", ")). Unknown keys are refused, not ignored: a misspelled section would silently drop a restriction")
                 }
             }
-            return PolicyFile(file: file, workspace: context.workspace, includesBuiltInDefault: includesDefault, rules: rules)
+            return PolicyFile(file: file, workspace: context.workspace, includesBuiltInDefault: includesDefault, rules: rules, isolate: isolate)
         }
 
         mutating func workspace(_ node: Node) {

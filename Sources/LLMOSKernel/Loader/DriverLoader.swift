@@ -43,6 +43,7 @@ struct DriverLoader {
     /// operator forces it (`--isolate NAME`).
     func isIsolated(_ manifest: DriverManifest) -> Bool {
         manifest.isolation == .process || kernel.configuration.isolation.isForced(manifest.name)
+            || kernel.configuration.broker.policy.isolates(manifest.name)
     }
 
     func load(_ manifest: DriverManifest) throws(LLMOSError) -> LoadedDriver {
