@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "llmos_text", type: .dynamic, targets: ["TextDriver"]),
         .library(name: "llmos_openai", type: .dynamic, targets: ["OpenAIDriver"]),
         .library(name: "llmos_anthropic", type: .dynamic, targets: ["AnthropicDriver"]),
+        .library(name: "llmos_local", type: .dynamic, targets: ["LocalDriver"]),
+        .library(name: "llmos_scripted", type: .dynamic, targets: ["ScriptedDriver"]),
         // The sandboxed helper process that `isolation: process` drivers run in.
         .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
@@ -60,7 +62,17 @@ let package = Package(
         .target(name: "ModelKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/ModelKit", exclude: ["README.md"]),
         .target(name: "OpenAIDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/openai"),
         .target(name: "AnthropicDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/anthropic"),
+        // The local model: a supervised llama-server (CLocalSpawn: fork/exec with PR_SET_PDEATHSIG), spoken to with ModelKit.
+        .target(name: "CLocalSpawn", path: "Plugins/local/CSpawn"),
+        .target(name: "LocalDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON", "CLocalSpawn"], path: "Plugins/local", exclude: ["CSpawn"]),
+        // Scripted model turns, for tests and demos.
+        .target(name: "ScriptedDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/scripted"),
         // Benchmarks (make bench).
+        .executableTarget(
+            name: "llmos-model-bench",
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet"],
+            path: "Benchmarks/llmos-model-bench"
+        ),
         .executableTarget(
             name: "llmos-bench",
             dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS"],

@@ -23,8 +23,9 @@ struct LLMOSCommand: ParsableCommand {
           llmos call calc.add '{"a":1,"b":2}'
           llmos new driver weather --lang c
           llmos doctor                     what loads, what does not, and why
+          llmos models                     the model drivers, and whether the local model is set up
         """,
-        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self]
+        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self, Models.self]
     )
 }
 
@@ -35,6 +36,9 @@ struct HostOptions: ParsableArguments {
 
     @Option(name: .customLong("config"), help: ArgumentHelp("Configuration for a driver, as NAME=JSON-object (repeatable), e.g. --config 'weather={\"units\":\"metric\"}'.", valueName: "NAME=JSON"))
     var driverConfig: [String] = []
+
+    @Option(name: .customLong("model"), help: ArgumentHelp("A GGUF model file for the local driver instead of SmolLM2 (sets its configuration `model`).", valueName: "PATH.gguf"))
+    var model: String?
 
     @Flag(name: .long, help: "Print the kernel's debug log to standard error.")
     var verbose = false
@@ -71,6 +75,7 @@ struct HostOptions: ParsableArguments {
     func makeKernel(reportFailures: Bool = true) throws -> (Kernel, LoadReport) {
         var configuration = KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn))
         configuration.driverConfig = (try? parsedConfig()) ?? [:]
+        ShellDefaults.applyModel(model, to: &configuration.driverConfig)
         try permissions.configure(&configuration)
         configuration.isolation.forced = Set(isolate)
         let kernel = Kernel(configuration: configuration)
@@ -143,7 +148,7 @@ struct PermissionOptions: ParsableArguments {
         for (flags, action) in [(allow, PolicyAction.allow), (deny, .deny), (ask, .ask), (auditRules, .audit)] {
             for flag in flags { grants.append(try PolicyParser.rule(fromFlag: flag, action: action, context: context)) }
         }
-        return try PolicyParser.load(policyFile: policyFile, grants: grants, context: context)
+        return ShellDefaults.adding(to: try PolicyParser.load(policyFile: policyFile, grants: grants, context: context))
     }
 
     var auditPath: String { auditLog.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? SQLiteAuditLog.defaultPath() }
