@@ -199,7 +199,7 @@ final class HelperProcess {
         while true {
             let count = llmos_iso_drain(stderrFD, &buffer, buffer.count)
             if count == 0 { break }
-            stderrText += String(decoding: UnsafeRawBufferPointer(start: buffer, count: count), as: UTF8.self)
+            stderrText += buffer.withUnsafeBytes { String(decoding: $0.prefix(count), as: UTF8.self) }
             if stderrText.utf8.count > 4096 { stderrText = String(stderrText.suffix(2048)) }
             if count < buffer.count { break }
         }
