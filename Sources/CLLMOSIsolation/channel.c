@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -151,7 +152,11 @@ int llmos_iso_recv(llmos_iso_channel *ch, uint64_t deadline_ns, uint32_t max_len
         for (unsigned i = 0; !ready; i++) {
             cpu_relax();
             ready = atomic_load_explicit(bell, memory_order_acquire) > ch->received;
-            if ((i & 63) == 63 && now_ns() >= spin_end) break;
+            if ((i & 63) == 63) {
+                if (now_ns() >= spin_end) break;
+                /* On a crowded machine the peer may be waiting for a CPU: offer ours. */
+                if ((i & 1023) == 1023) sched_yield();
+            }
         }
     }
     while (!ready) {
