@@ -55,7 +55,7 @@ private func hello(_ text: String = "hi") -> JSONValue { ["messages": [["role": 
 
 private func writeScript(_ text: String, name: String = "turns.jsonl") -> String {
     let path = Paths.temporaryDirectory("script") + "/" + name
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
     return path
 }
 
@@ -232,7 +232,7 @@ struct FakeLlama {
     var server: String { Paths.repoRoot + "/Tests/Fixtures/local/fake-llama-server.py" }
 
     init() {
-        FileManager.default.createFile(atPath: model, contents: Data("GGUF fake model".utf8))
+        _ = FileManager.default.createFile(atPath: model, contents: Data("GGUF fake model".utf8))
     }
 
     func config(_ more: JSONObject = [:]) -> JSONObject {
@@ -410,7 +410,7 @@ let localGrant = "driver:local/net.connect=http://127.0.0.1"
         let missing = expectError { try CPUBench("local", config: ["model": "/nonexistent/model.gguf"]) }
         #expect(missing.message.contains("model /nonexistent/model.gguf: no such file"))
         let notGGUF = Paths.temporaryDirectory("notgguf") + "/model.gguf"
-        FileManager.default.createFile(atPath: notGGUF, contents: Data("not a model".utf8))
+        _ = FileManager.default.createFile(atPath: notGGUF, contents: Data("not a model".utf8))
         let wrong = expectError { try CPUBench("local", config: ["model": .string(notGGUF)]) }
         #expect(wrong.message.contains("is not a GGUF file"))
     }

@@ -1,0 +1,530 @@
+import CLLMOSSystem
+import Dispatch
+import Foundation
+import LLMOSJSON
+
+/// How a loop behaves. The defaults suit a small local model.
+public struct AgentOptions: Sendable {
+    /// Replaces the kernel's system prompt (`AgentPrompts.system`).
+    public var systemPrompt: String?
+    /// The workspace named in the system prompt; nil: the kernel's.
+    public var workspace: String?
+    /// Today's date, for the system prompt.
+    public var now: @Sendable () -> Date = { Date() }
+    public var timeZone: TimeZone = .current
+    /// CLOCK_MONOTONIC nanoseconds, for the wall-time budget (tests pass their own).
+    public var clock: @Sendable () -> UInt64 = { llmos_monotonic_ns() }
+    /// The same call with the same result this many times is a loop.
+    public var loopThreshold = 3
+    /// Denied tool calls in one run before it stops with `denied`; 0 never stops (every
+    /// denial is only told to the model). See docs/AGENTS.md for why 2.
+    public var maxDenials = 2
+    /// Most tokens one reply may have; nil: a quarter of the context (at most the model's
+    /// max_output_tokens, at most 4096).
+    public var maxTokensPerTurn: Int?
+    public var temperature: Double?
+    /// Count the prompt with the cpu driver's `count_tokens` when it has one (exact), rather
+    /// than only estimate it.
+    public var exactTokenCounts = true
+    /// Ask the cpu driver to stream when there is an observer and the driver can.
+    public var stream = true
+    /// A tool result longer than this share of the prompt's limit is cut when it arrives.
+    public var maxToolResultShare = 0.5
+    /// The context length when the cpu driver has no `info`.
+    public var defaultContextLength = 4096
+
+    public init() {}
+}
+
+/// The agent loop: a process's task, run step by step against its cpu driver, with the
+/// tools the registry offers, each call mediated and audited by `Kernel.call`. It survives
+/// the model's failure modes on purpose — hallucinated tools and arguments, unreadable
+/// output, a context that would overflow, loops, budgets running out — each turned into
+/// something the model reads or a typed stop. See docs/AGENTS.md.
+///
+/// The conversation is kept between runs (`run` again continues it; `reset` forgets it).
+/// `run` blocks its thread; cancel it from another with `process.cancel()`.
+public final class AgentLoop: @unchecked Sendable {
+    public let kernel: Kernel
+    public let process: AgentProcess
+    public let options: AgentOptions
+    private let observer: (@Sendable (AgentEvent) -> Void)?
+
+    private let lock = PThreadMutex()
+    /// The conversation without the system prompt, oldest first.
+    private var history: [JSONValue] = []
+    private var running = false
+
+    public init(kernel: Kernel, process: AgentProcess, options: AgentOptions = AgentOptions(),
+                observer: (@Sendable (AgentEvent) -> Void)? = nil) {
+        self.kernel = kernel
+        self.process = process
+        self.options = options
+        self.observer = observer
+    }
+
+    /// The conversation so far (system prompt not included).
+    public var messages: [JSONValue] { lock.withLock { history } }
+
+    /// Forgets the conversation.
+    public func reset() { lock.withLock { history.removeAll() } }
+
+    /// What the cpu driver says about its model, with defaults for a driver without `info`.
+    struct ModelInfo {
+        var contextLength: Int
+        var maxOutputTokens: Int?
+        var streaming = false
+        var canCount = false
+    }
+
+    /// Runs one task to its end and returns the transcript. Never throws: every failure is
+    /// a step's error, a message the model reads, or a stop reason.
+    public func run(task: String) -> AgentRunResult {
+        let busy = lock.withLock { () -> Bool in
+            if running { return true }
+            running = true
+            return false
+        }
+        if busy {
+            return AgentRunResult(pid: process.pid, task: task, answer: nil, stopReason: .cpuError,
+                                  detail: "process \(process.pid) is already running a task", steps: [], usage: AgentUsage(),
+                                  toolCalls: 0, messages: messages, elapsedNanoseconds: 0)
+        }
+        defer { lock.withLock { running = false } }
+        var run = AgentRunState(loop: self, task: task)
+        return run.execute()
+    }
+
+    fileprivate func emit(_ event: AgentEvent) { observer?(event) }
+    fileprivate var hasObserver: Bool { observer != nil }
+    fileprivate func setHistory(_ messages: [JSONValue]) { lock.withLock { history = messages } }
+}
+
+/// The state of one run.
+struct AgentRunState {
+    let loop: AgentLoop
+    let task: String
+    var kernel: Kernel { loop.kernel }
+    var process: AgentProcess { loop.process }
+    var options: AgentOptions { loop.options }
+
+    var history: [JSONValue]
+    /// Index in `history` of this run's task: never dropped from the context.
+    let taskIndex: Int
+    var budget: BudgetTracker
+    var detector: LoopDetector
+    var steps: [AgentStep] = []
+    var denials = 0
+    /// The previous step's output was unreadable (already re-asked once).
+    var malformedBefore = false
+    /// Told to the model in the next request only: why its last reply could not be read.
+    var repairNote: String?
+    /// Set by the loop detector: the next turn has no tools, and the run stops after it.
+    var forcedTool: String?
+    /// The last text the model gave, for stops other than `completed`.
+    var lastText: String?
+    /// Multiplies token estimates; learned from the driver's counts.
+    var scale = 1.0
+    var canCount = false
+    /// The system message sent with every request.
+    var system: JSONValue?
+    let start: UInt64
+
+    init(loop: AgentLoop, task: String) {
+        self.loop = loop
+        self.task = task
+        history = loop.messages
+        history.append(["role": "user", "content": .string(task)])
+        taskIndex = history.count - 1
+        start = loop.options.clock()
+        budget = BudgetTracker(loop.process.budgets, startNs: start)
+        detector = LoopDetector(threshold: loop.options.loopThreshold)
+    }
+
+    // MARK: The loop
+
+    mutating func execute() -> AgentRunResult {
+        process.setState(.running)
+        let cpu = process.drivers.cpu
+        guard let driver = kernel.driver(named: cpu) else {
+            let near = NearestNames.suggestion(for: cpu, in: kernel.loadedDrivers.filter { $0.deviceClass == .cpu }.map(\.name))
+            return finish(.cpuError, "no cpu driver named \(cpu) is loaded\(near)")
+        }
+        guard driver.deviceClass == .cpu, kernel.hasTool("\(cpu).complete") else {
+            return finish(.cpuError, "\(cpu) is a \(driver.deviceClass.rawValue) driver, not a cpu driver (it has no complete)")
+        }
+        let info = modelInfo(cpu)
+        canCount = info.canCount && options.exactTokenCounts
+        let toolbox = AgentToolbox(kernel: kernel, drivers: process.drivers)
+        let systemText = options.systemPrompt ?? AgentPrompts.system(
+            date: options.now(), workspace: options.workspace ?? kernel.configuration.workspace,
+            hasTools: !toolbox.names.isEmpty, timeZone: options.timeZone)
+        let system: JSONValue = ["role": "system", "content": .string(systemText)]
+        self.system = system
+        let reserve = options.maxTokensPerTurn
+            ?? min(info.maxOutputTokens ?? 4096, 4096, max(16, info.contextLength / 4))
+
+        while true {
+            if process.isCancelled { return finish(.cancelled, "cancelled before step \(steps.count + 1)") }
+            let stepStart = options.clock()
+            var kind: AgentStepKind = forcedTool != nil ? .forcedAnswer : (repairNote != nil ? .repair : .normal)
+            let maxTokens = max(1, min(reserve, budget.outputTokensLeft ?? Int.max))
+            let promptLimit = info.contextLength - maxTokens
+            var toolsOff = kind == .forcedAnswer
+            let toolTokens = Int((Double(ContextWindow.estimate(tools: toolbox.specs)) * scale).rounded(.up))
+            if toolTokens >= promptLimit {
+                return finish(.budget, "the definitions of \(toolbox.names.count) tools take about \(toolTokens) tokens, "
+                              + "more than the prompt may use (\(promptLimit) of a \(info.contextLength)-token context): offer fewer tools")
+            }
+
+            // Budgets: none left at all → stop; about to run out → this is the last turn.
+            var assembled = assemble(system, limit: promptLimit - toolTokens)
+            let estimate = assembled.tokens + toolTokens
+            if let limit = budget.exhausted(now: stepStart, nextPromptTokens: estimate) {
+                return finish(limit.reason, "\(limit.what) was reached")
+            }
+            var lastLimit: BudgetTracker.Limit?
+            if kind != .forcedAnswer, let limit = budget.lastTurn(now: stepStart, nextPromptTokens: estimate) {
+                kind = .final
+                lastLimit = limit
+                toolsOff = true
+                note(AgentPrompts.lastTurn(limit), persistent: true)
+                assembled = assemble(system, limit: promptLimit - toolTokens)
+            }
+
+            // Count exactly when the driver can, and leave more out until it fits.
+            var summary = AgentRequestSummary(promptLimit: promptLimit, maxTokens: maxTokens,
+                                              tools: toolbox.specs.count, toolChoice: toolsOff ? "none" : "auto")
+            summary.promptTokens = assembled.tokens + toolTokens
+            var attempts = 0
+            while canCount {
+                guard let counted = count(cpu, assembled.messages, toolbox.specs) else {
+                    summary.promptTokens = assembled.tokens + toolTokens
+                    summary.counted = false
+                    break
+                }
+                summary.promptTokens = counted
+                summary.counted = true
+                let estimated = assembled.tokens + toolTokens
+                if estimated > 0 && attempts == 0 { scale = min(4, max(0.5, scale * Double(counted) / Double(estimated))) }
+                if counted <= promptLimit || attempts == 3 { break }
+                attempts += 1
+                // Over by the driver's count: estimate with the learned scale, and tighter each time.
+                let scaledTools = Int((Double(ContextWindow.estimate(tools: toolbox.specs)) * scale).rounded(.up))
+                let tighter = Int(Double(promptLimit - scaledTools) * pow(0.9, Double(attempts)))
+                assembled = assemble(system, limit: tighter)
+            }
+            summary.messages = assembled.messages.count
+            summary.droppedMessages = assembled.dropped
+            summary.truncatedMessages = assembled.truncated
+            if !assembled.fits || summary.promptTokens > promptLimit {
+                return finish(.budget, "the task and the latest turn do not fit in the context window "
+                              + "(\(summary.promptTokens) tokens, the prompt may use \(promptLimit) of \(info.contextLength))")
+            }
+
+            // Ask the model.
+            var input: JSONObject = ["messages": .array(assembled.messages), "max_tokens": .int(Int64(maxTokens))]
+            if !toolbox.specs.isEmpty {
+                // Withheld tools are still described (backends refuse tool messages without
+                // them) but none may be called.
+                input["tools"] = .array(toolbox.specs)
+                if toolsOff { input["tool_choice"] = "none" }
+            }
+            if let t = options.temperature { input["temperature"] = .double(t) }
+            let streaming = options.stream && loop.hasObserver && info.streaming
+            if streaming { input["stream"] = true }
+            var step = AgentStep(index: steps.count + 1, kind: kind, request: summary)
+            let outcome = complete(cpu, .object(input), streaming: streaming, now: stepStart)
+            repairNote = nil
+
+            let reply: AgentReply
+            switch outcome {
+            case .failure(let error):
+                step.error = error
+                budget.recordStep(usage: nil)
+                if error.code == .cancelled || process.isCancelled {
+                    record(step, stepStart)
+                    return finish(.cancelled, "cancelled during step \(step.index): \(error.message)")
+                }
+                let unreadable = error.code == .invalidOutput
+                if unreadable && !malformedBefore && kind != .final && kind != .forcedAnswer {
+                    malformedBefore = true
+                    repairNote = AgentPrompts.repair(error)
+                    step.notes.append(repairNote!)
+                    record(step, stepStart)
+                    loop.emit(.note(step: step.index, repairNote!))
+                    continue
+                }
+                record(step, stepStart)
+                if let lastLimit { return finish(lastLimit.reason, "\(lastLimit.what) was reached; the last turn failed: \(error.message)") }
+                if kind == .forcedAnswer { return finish(.loop, "\(loopDetail()); the turn without tools failed: \(error.message)") }
+                return finish(.cpuError, unreadable ? "the model's output was unreadable twice in a row: \(error.message)" : error.message)
+            case .success(let r):
+                reply = r
+            }
+            step.reply = reply
+            budget.recordStep(usage: reply.usage)
+            process.updateStats { $0.steps = budget.steps; $0.inputTokens = budget.usage.inputTokens; $0.outputTokens = budget.usage.outputTokens }
+            loop.emit(.reply(step: step.index, reply))
+            if let text = reply.content, !text.isEmpty { lastText = text }
+
+            // A turn without tools ends the run, whatever the model did with it.
+            if toolsOff || reply.toolCalls.isEmpty {
+                malformedBefore = false
+                history.append(assistantMessage(reply, withCalls: false))
+                for call in reply.toolCalls {
+                    step.calls.append(AgentToolCallRecord(call: call, outcome: .skipped, content: "not run: tools were withheld for this turn"))
+                }
+                record(step, stepStart)
+                if let lastLimit { return finish(lastLimit.reason, "\(lastLimit.what) was reached", answer: reply.content ?? lastText) }
+                if kind == .forcedAnswer { return finish(.loop, loopDetail(), answer: reply.content ?? lastText) }
+                if reply.finishReason == "error" {
+                    return finish(.cpuError, "the backend failed part way through the reply (finish_reason error)", answer: reply.content)
+                }
+                let cut = reply.finishReason == "length" ? " (the reply was cut off at max_tokens)" : ""
+                return finish(.completed, "the model answered\(cut)", answer: reply.content ?? "")
+            }
+
+            // Tool calls: check each, dispatch what passed (concurrently), tell the model.
+            history.append(assistantMessage(reply, withCalls: true))
+            step.calls = dispatch(reply.toolCalls, toolbox: toolbox, step: step.index, promptLimit: promptLimit)
+            for record in step.calls {
+                var message: JSONObject = ["role": "tool", "tool_call_id": .string(record.call.id), "content": .string(record.content)]
+                if toolbox.offers(record.call.name) { message["name"] = .string(record.call.name) }
+                history.append(.object(message))
+            }
+            // Calls that reached the kernel count; those the loop refused itself do not.
+            let dispatched = step.calls.filter { [.ok, .toolError, .denied, .cancelled].contains($0.outcome) }.count
+            budget.recordToolCalls(dispatched)
+            process.updateStats { $0.toolCalls = budget.toolCalls }
+
+            if step.calls.contains(where: { $0.outcome == .cancelled }) || process.isCancelled {
+                record(step, stepStart)
+                return finish(.cancelled, "cancelled during the tool calls of step \(step.index)")
+            }
+            let deniedNow = step.calls.filter { $0.outcome == .denied }
+            denials += deniedNow.count
+            if options.maxDenials > 0, denials >= options.maxDenials, let last = deniedNow.last {
+                record(step, stepStart)
+                return finish(.denied, "\(denials) denied tool call\(denials == 1 ? "" : "s") (the limit is \(options.maxDenials)); "
+                              + "the last: \(last.error?.message ?? last.call.name)")
+            }
+            let malformed = step.calls.contains { $0.outcome == .malformedArguments }
+            if malformed && malformedBefore {
+                record(step, stepStart)
+                return finish(.cpuError, "the model's tool call arguments were unreadable twice in a row: "
+                              + (step.calls.first { $0.outcome == .malformedArguments }?.error?.message ?? ""))
+            }
+            malformedBefore = malformed
+
+            switch detector.record(step.calls.filter { $0.outcome != .skipped }.map { ($0.call.name, $0.call.arguments, $0.content) }) {
+            case .none:
+                break
+            case .warn(let name, let count):
+                let text = AgentPrompts.loopWarning(tool: name, count: count)
+                step.notes.append(text)
+                note(text, persistent: true)
+                loop.emit(.note(step: step.index, text))
+            case .withholdTools(let name, _):
+                forcedTool = name
+                let text = AgentPrompts.forcedAnswer(tool: name)
+                step.notes.append(text)
+                note(text, persistent: true)
+                loop.emit(.note(step: step.index, text))
+            }
+            record(step, stepStart)
+        }
+    }
+
+    // MARK: Steps
+
+    func assemble(_ system: JSONValue, limit: Int) -> ContextWindow.Assembled {
+        var conversation = history
+        if let repairNote { conversation.append(["role": "user", "content": .string(repairNote)]) }
+        return ContextWindow.assemble(system: system, conversation: conversation, pinned: taskIndex, limit: limit, scale: scale)
+    }
+
+    mutating func note(_ text: String, persistent: Bool) {
+        if persistent { history.append(["role": "user", "content": .string(text)]) }
+    }
+
+    mutating func record(_ step: AgentStep, _ start: UInt64) {
+        var step = step
+        step.elapsedNanoseconds = options.clock() &- start
+        budget.recordDuration(step.elapsedNanoseconds)
+        steps.append(step)
+        loop.emit(.step(step))
+    }
+
+    func loopDetail() -> String {
+        "the model kept calling \(forcedTool ?? "a tool") with the same arguments and result: warned, then a turn without tools"
+    }
+
+    func assistantMessage(_ reply: AgentReply, withCalls: Bool) -> JSONValue {
+        var message: JSONObject = ["role": "assistant", "content": reply.content.map(JSONValue.string) ?? (withCalls ? .null : .string(""))]
+        if withCalls { message["tool_calls"] = .array(reply.toolCalls.map(\.json)) }
+        return .object(message)
+    }
+
+    func modelInfo(_ cpu: String) -> AgentLoop.ModelInfo {
+        var info = AgentLoop.ModelInfo(contextLength: options.defaultContextLength)
+        info.canCount = kernel.hasTool("\(cpu).count_tokens")
+        guard kernel.hasTool("\(cpu).info"),
+              let result = try? kernel.call("\(cpu).info", input: JSONValue.object([:]), options: CallOptions(cancellation: process.cancellation)),
+              let value = try? JSON.parse(result.output) else { return info }
+        if let n = value["context_length"]?.int64Value, n > 0 { info.contextLength = Int(n) }
+        if let n = value["max_output_tokens"]?.int64Value, n > 0 { info.maxOutputTokens = Int(n) }
+        info.streaming = value["streaming"]?.boolValue ?? false
+        return info
+    }
+
+    /// The prompt's size by the driver's own tokenizer; nil when it cannot say (and it is not asked again).
+    mutating func count(_ cpu: String, _ messages: [JSONValue], _ tools: [JSONValue]) -> Int? {
+        var input: JSONObject = ["messages": .array(messages)]
+        if !tools.isEmpty { input["tools"] = .array(tools) }
+        guard let result = try? kernel.call("\(cpu).count_tokens", input: JSONValue.object(input),
+                                            options: CallOptions(cancellation: process.cancellation)),
+              let n = (try? JSON.parse(result.output))?["tokens"]?.int64Value else {
+            canCount = false
+            return nil
+        }
+        return Int(n)
+    }
+
+    func complete(_ cpu: String, _ input: JSONValue, streaming: Bool, now: UInt64) -> Result<AgentReply, LLMOSError> {
+        var callOptions = CallOptions(cancellation: process.cancellation)
+        callOptions.timeoutMs = budget.wallTimeLeftMs(now: now).map { max(1, $0) }
+        if streaming {
+            let loop = self.loop
+            callOptions.events = { text in
+                guard let event = try? JSON.parse(text), event["type"]?.stringValue == "text",
+                      let delta = event["delta"]?.stringValue else { return }
+                loop.emit(.text(delta))
+            }
+        }
+        let output: String
+        do {
+            output = try kernel.call("\(cpu).complete", input: input, options: callOptions).output
+        } catch {
+            return .failure(error)
+        }
+        return Self.parseReply(output, cpu: cpu)
+    }
+
+    /// The reply, checked against the shape of cpu.schema.json complete_output: anything
+    /// else is `invalid_output` (and re-asked once).
+    static func parseReply(_ output: String, cpu: String) -> Result<AgentReply, LLMOSError> {
+        func bad(_ why: String) -> Result<AgentReply, LLMOSError> {
+            .failure(LLMOSError(.invalidOutput, "\(cpu).complete: the output is not a complete_output: \(why)"))
+        }
+        guard let value = try? JSON.parse(output) else { return bad("not JSON") }
+        guard let message = value["message"]?.objectValue else { return bad("no message object") }
+        let content: String?
+        switch message["content"] {
+        case .string(let s)?: content = s
+        case .null?, nil: content = nil
+        case let other?: return bad("message.content is a \(other.typeName), not a string or null")
+        }
+        var calls: [AgentToolCall] = []
+        if let raw = message["tool_calls"], !raw.isNull {
+            guard let items = raw.arrayValue else { return bad("message.tool_calls is a \(raw.typeName), not an array") }
+            for (i, item) in items.enumerated() {
+                guard let name = item["name"]?.stringValue, !name.isEmpty else { return bad("message.tool_calls[\(i)] has no name") }
+                let id = item["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "call_\(i)"
+                var call = AgentToolCall(id: id, name: name, arguments: item["arguments"] ?? .object([:]),
+                                         rawArguments: item["raw_arguments"]?.stringValue)
+                // Arguments sent as a string of JSON (OpenAI's wire form) are read as such.
+                if case .string(let text) = call.arguments {
+                    if let parsed = try? JSON.parse(text), parsed.objectValue != nil { call.arguments = parsed } else {
+                        call.rawArguments = call.rawArguments ?? text
+                        call.arguments = .object([:])
+                    }
+                }
+                calls.append(call)
+            }
+        }
+        let usageValue = value["usage"]
+        let usage = AgentUsage(inputTokens: Int(usageValue?["input_tokens"]?.int64Value ?? 0),
+                               outputTokens: Int(usageValue?["output_tokens"]?.int64Value ?? 0),
+                               estimated: usageValue?["estimated"]?.boolValue ?? (usageValue == nil))
+        let finish = value["finish_reason"]?.stringValue ?? (calls.isEmpty ? "stop" : "tool_calls")
+        return .success(AgentReply(content: content, toolCalls: calls, finishReason: finish, usage: usage,
+                                   model: value["model"]?.stringValue ?? ""))
+    }
+
+    /// Checks every call, dispatches those that passed (at once when there are several),
+    /// and returns what the model is told about each, in the order of the calls.
+    func dispatch(_ calls: [AgentToolCall], toolbox: AgentToolbox, step: Int, promptLimit: Int) -> [AgentToolCallRecord] {
+        var records = [AgentToolCallRecord?](repeating: nil, count: calls.count)
+        var ready: [(index: Int, input: String)] = []
+        var left = budget.toolCallsLeft
+        for (i, call) in calls.enumerated() {
+            switch toolbox.check(call, kernel: kernel) {
+            case .refuse(let outcome, let content, let error):
+                records[i] = AgentToolCallRecord(call: call, outcome: outcome, content: content, error: error)
+            case .dispatch(let input):
+                if left == 0 {
+                    let max = process.budgets.maxToolCalls ?? 0
+                    records[i] = AgentToolCallRecord(call: call, outcome: .skipped,
+                                                     content: "error: not run: the tool call budget of \(max) calls is used up")
+                } else {
+                    left -= 1
+                    ready.append((i, input))
+                    loop.emit(.toolCall(step: step, call))
+                }
+            }
+        }
+        let maxResultTokens = max(64, Int(Double(promptLimit) * options.maxToolResultShare))
+        let kernel = self.kernel
+        var callOptions = CallOptions(cancellation: process.cancellation)
+        callOptions.timeoutMs = budget.wallTimeLeftMs(now: options.clock()).map { max(1, $0) }
+        let options = callOptions
+        @Sendable func run(_ call: AgentToolCall, _ input: String) -> AgentToolCallRecord {
+            do {
+                let result = try kernel.call(call.name, input: input, options: options)
+                let content = ContextWindow.shorten(result.output, toTokens: maxResultTokens)
+                return AgentToolCallRecord(call: call, outcome: .ok, content: content, elapsedNanoseconds: result.elapsedNanoseconds)
+            } catch {
+                let (outcome, content) = AgentToolbox.failureContent(error)
+                return AgentToolCallRecord(call: call, outcome: outcome, content: content, error: error)
+            }
+        }
+        if ready.count == 1 {
+            records[ready[0].index] = run(calls[ready[0].index], ready[0].input)
+        } else if ready.count > 1 {
+            let results = ResultSlots(count: ready.count)
+            let group = DispatchGroup()
+            for (slot, item) in ready.enumerated() {
+                let call = calls[item.index]
+                let input = item.input
+                DispatchQueue.global().async(group: group) { results.set(slot, run(call, input)) }
+            }
+            group.wait()
+            for (slot, item) in ready.enumerated() { records[item.index] = results.get(slot) }
+        }
+        let done = records.map { $0! }
+        for record in done { loop.emit(.toolResult(step: step, record)) }
+        return done
+    }
+
+    // MARK: The end
+
+    mutating func finish(_ reason: AgentStopReason, _ detail: String, answer: String? = nil) -> AgentRunResult {
+        loop.setHistory(history)
+        process.setState(.finished(reason))
+        process.updateStats { $0.steps = budget.steps; $0.inputTokens = budget.usage.inputTokens
+            $0.outputTokens = budget.usage.outputTokens; $0.toolCalls = budget.toolCalls }
+        return AgentRunResult(pid: process.pid, task: task, answer: answer ?? (reason == .completed ? nil : lastText),
+                              stopReason: reason, detail: detail, steps: steps, usage: budget.usage, toolCalls: budget.toolCalls,
+                              messages: (system.map { [$0] } ?? []) + history, elapsedNanoseconds: options.clock() &- start)
+    }
+}
+
+/// Where concurrent tool calls leave their results.
+private final class ResultSlots: @unchecked Sendable {
+    private let lock = PThreadMutex()
+    private var items: [AgentToolCallRecord?]
+    init(count: Int) { items = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ record: AgentToolCallRecord) { lock.withLock { items[i] = record } }
+    func get(_ i: Int) -> AgentToolCallRecord? { lock.withLock { items[i] } }
+}

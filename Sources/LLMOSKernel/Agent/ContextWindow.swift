@@ -1,0 +1,141 @@
+import LLMOSJSON
+
+/// The loop's built-in context window (until memory drivers exist): the system prompt and
+/// the conversation, trimmed oldest-first so that a request never overflows the model's
+/// context. Pure: it works on messages and a token estimate; the loop checks the result
+/// with the cpu driver's `count_tokens` when it has one and asks again with a tighter limit.
+///
+/// Messages are dropped in units that keep a request valid: a user message, or an
+/// assistant message together with the tool messages answering its calls (a tool message
+/// without its call is refused by most backends). The system prompt and the pinned
+/// messages (the current task) are never dropped, nor is the newest unit; when even those do
+/// not fit, the longest tool results in them are shortened.
+public struct ContextWindow: Sendable {
+    /// Tokens per message for the chat template's wrapping (role markers, separators).
+    public static let messageOverhead = 4
+
+    /// A conservative estimate: about three bytes of UTF-8 a token (English prose is
+    /// nearer four; JSON, code and numbers nearer two or three), plus the wrapping.
+    public static func estimate(_ text: String) -> Int { (text.utf8.count + 2) / 3 }
+
+    public static func estimate(message: JSONValue) -> Int {
+        var tokens = messageOverhead + estimate(message["content"]?.stringValue ?? "")
+        for call in message["tool_calls"]?.arrayValue ?? [] {
+            tokens += 4 + estimate(call["name"]?.stringValue ?? "")
+            tokens += estimate(call["raw_arguments"]?.stringValue ?? (call["arguments"] ?? .object([:])).serialized())
+        }
+        return tokens
+    }
+
+    /// The tool definitions' share of the prompt.
+    public static func estimate(tools: [JSONValue]) -> Int {
+        tools.isEmpty ? 0 : 8 + tools.reduce(0) { $0 + estimate($1.serialized()) }
+    }
+
+    public struct Assembled: Sendable, Equatable {
+        /// The messages to send, system prompt first.
+        public var messages: [JSONValue]
+        /// Messages of the conversation left out (oldest first).
+        public var dropped: Int
+        /// Tool results shortened to fit.
+        public var truncated: Int
+        /// The estimate of `messages` alone (scaled), without the tools.
+        public var tokens: Int
+        /// false when even the system prompt, the pinned messages and the newest unit do not
+        /// fit after shortening: the caller must not send it.
+        public var fits: Bool
+    }
+
+    /// Chooses what to send. `conversation` is oldest first, without the system prompt; the
+    /// message at `pinned` (the current task) is kept whatever happens, and so is the newest
+    /// unit; the others are kept newest first while they fit. `limit` is the number of
+    /// tokens the messages may take (the prompt's limit less the tools); `scale` multiplies
+    /// each estimate (learned from the driver's own counts).
+    public static func assemble(system: JSONValue?, conversation: [JSONValue], pinned: Int? = nil, limit: Int,
+                                scale: Double = 1) -> Assembled {
+        func cost(_ message: JSONValue) -> Int { Int((Double(estimate(message: message)) * scale).rounded(.up)) }
+        let units = Self.units(conversation)
+        // Which unit holds the pinned message.
+        var pinnedUnit: Int?
+        if let pinned, pinned >= 0, pinned < conversation.count {
+            var seen = 0
+            for (i, unit) in units.enumerated() {
+                if pinned < seen + unit.count { pinnedUnit = i; break }
+                seen += unit.count
+            }
+        }
+        let unitCosts = units.map { $0.reduce(0) { $0 + cost($1) } }
+        var used = (system.map(cost) ?? 0) + (pinnedUnit.map { unitCosts[$0] } ?? 0)
+
+        // A suffix of the conversation, newest first, as far as it fits (the newest always).
+        var keep = Set<Int>()
+        if let pinnedUnit { keep.insert(pinnedUnit) }
+        for i in units.indices.reversed() where i != pinnedUnit {
+            if i != units.count - 1 && used + unitCosts[i] > limit { break }
+            keep.insert(i)
+            used += unitCosts[i]
+        }
+        var body: [JSONValue] = []
+        var dropped = 0
+        for (i, unit) in units.enumerated() {
+            if keep.contains(i) { body += unit } else { dropped += unit.count }
+        }
+        var truncated = 0
+        var shortenedIndices = Set<Int>()
+
+        // Still over: shorten the longest tool results (never the task, never a reply).
+        for _ in 0..<8 where used > limit {
+            guard let index = body.indices.filter({ body[$0]["role"]?.stringValue == "tool" })
+                .max(by: { cost(body[$0]) < cost(body[$1]) }) else { break }
+            let content = body[index]["content"]?.stringValue ?? ""
+            let over = used - limit
+            let keepTokens = max(0, Int(Double(estimate(content)) - Double(over) / scale) - 24)
+            let shortened = shorten(content, toTokens: keepTokens)
+            guard shortened.utf8.count < content.utf8.count else { break }
+            let before = cost(body[index])
+            body[index] = replacingContent(body[index], with: shortened)
+            used += cost(body[index]) - before
+            shortenedIndices.insert(index)
+        }
+        truncated = shortenedIndices.count
+        var messages = system.map { [$0] } ?? []
+        messages += body
+        return Assembled(messages: messages, dropped: dropped, truncated: truncated, tokens: used, fits: used <= limit)
+    }
+
+    /// The conversation cut into units that stand alone: a tool message joins the unit of
+    /// the assistant message before it.
+    static func units(_ messages: [JSONValue]) -> [[JSONValue]] {
+        var units: [[JSONValue]] = []
+        for message in messages {
+            if message["role"]?.stringValue == "tool", !units.isEmpty {
+                units[units.count - 1].append(message)
+            } else {
+                units.append([message])
+            }
+        }
+        return units
+    }
+
+    /// The start of `text` within about `tokens` tokens, saying how much was cut.
+    public static func shorten(_ text: String, toTokens tokens: Int) -> String {
+        let budget = max(0, tokens) * 3
+        guard text.utf8.count > budget else { return text }
+        var end = text.startIndex
+        var bytes = 0
+        for index in text.indices {
+            let size = text[index].utf8.count
+            if bytes + size > budget { break }
+            bytes += size
+            end = text.index(after: index)
+        }
+        let cut = text.utf8.count - bytes
+        return String(text[..<end]) + " …[\(cut) more bytes cut to fit the context window]"
+    }
+
+    static func replacingContent(_ message: JSONValue, with content: String) -> JSONValue {
+        guard var object = message.objectValue else { return message }
+        object["content"] = .string(content)
+        return .object(object)
+    }
+}
