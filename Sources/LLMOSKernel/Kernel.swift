@@ -220,6 +220,16 @@ public final class Kernel: @unchecked Sendable {
             guard decision.verdict == .allow else {
                 throw LLMOSError(.permissionDenied, "\(tool.qualifiedName): denied by \(decision.rule)")
             }
+            // Most tools mark no argument: their closure captures no Mediation, whose copy
+            // into the closure context (four retains and releases) is measurable here.
+            if tool.argumentCapabilities.isEmpty {
+                let outcome = try withCBytes(input) { bytes throws(LLMOSError) in
+                    _ = try validateInput(tool, bytes)
+                    return try run(tool, bytes, options, parent, start: start)
+                }
+                mediation.recordCall(decision, outcome: nil, durationNs: outcome.elapsedNanoseconds)
+                return outcome
+            }
             let outcome = try withCBytes(input) { bytes throws(LLMOSError) in
                 let value = try validateInput(tool, bytes)
                 // Marked arguments are checked on their canonical form, which is what the
