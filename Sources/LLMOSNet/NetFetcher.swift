@@ -328,17 +328,8 @@ public struct NetFetcher: Sendable {
         var previous: CanonicalURL?
 
         while true {
-            let target = FetchTarget(stage: .beforeConnect, scheme: current.scheme, host: current.host, port: current.port,
-                                     address: current.address, url: current.url, redirectedFrom: previous?.url)
-            if let reason = Self.refusal(target) ?? Self.deny(authorizer(target)) {
-                if let previous {
-                    throw FetchError(.permissionDenied, "redirect from \(previous.url) to \(current.url) refused: \(reason)", url: current.url)
-                }
-                throw FetchError(.permissionDenied, "\(current.resource) refused: \(reason)", url: current.url)
-            }
-
-            let remaining = clock.now.duration(to: deadline)
-            let remainingMs = Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            try checkBeforeConnect(current, redirectedFrom: previous)
+            let remainingMs = Self.milliseconds(clock.now.duration(to: deadline))
             guard remainingMs > 0 else {
                 throw FetchError(.timeout, "no complete response within \(request.totalTimeoutMs) ms (timeout_ms), redirects included", url: current.url)
             }
@@ -354,24 +345,8 @@ public struct NetFetcher: Sendable {
                 return FetchResponse(status: hop.status, headers: hop.headers, body: hop.body, finalURL: current.url,
                                      redirects: redirects, truncated: hop.truncated, address: hop.address)
             }
-            guard redirects.count < request.maxRedirects else {
-                throw FetchError(.tooManyRedirects, "more than \(request.maxRedirects) redirects (the last from \(current.url) to \(location))", url: current.url, connected: true)
-            }
-            let next: CanonicalURL
-            do { next = try URLCanonicalizer.resolve(location, against: current) } catch {
-                throw FetchError(error.code, "redirect from \(current.url) to \(location) refused: \(error.message)", url: current.url, connected: true)
-            }
-            // 303, and 301/302 after a POST, become a GET without a body (as browsers and curl do);
-            // 307 and 308 repeat the request as it was.
-            if hop.status == 303 && method != "HEAD" || (hop.status == 301 || hop.status == 302) && method == "POST" {
-                method = "GET"
-                body = nil
-                headers.removeAll { ["content-type", "content-encoding", "content-language"].contains($0.name.lowercased()) }
-            }
-            // Credentials stay with the origin they were given for.
-            if next.origin != current.origin {
-                headers.removeAll { ["authorization", "cookie"].contains($0.name.lowercased()) }
-            }
+            let next = try Self.redirect(from: current, to: location, status: hop.status, after: redirects.count,
+                                         maxRedirects: request.maxRedirects, method: &method, body: &body, headers: &headers)
             redirects.append(next.url)
             previous = current
             current = next
@@ -379,6 +354,47 @@ public struct NetFetcher: Sendable {
     }
 
     /// Refusals that need no policy: the unspecified address reaches this machine whatever it is called.
+    /// Refuses `current` before a socket exists: what is never fetched, then the
+    /// authorizer (the capability check). Every hop, the first and each redirect.
+    func checkBeforeConnect(_ current: CanonicalURL, redirectedFrom previous: CanonicalURL?) throws(FetchError) {
+        let target = FetchTarget(stage: .beforeConnect, scheme: current.scheme, host: current.host, port: current.port,
+                                 address: current.address, url: current.url, redirectedFrom: previous?.url)
+        guard let reason = Self.refusal(target) ?? Self.deny(authorizer(target)) else { return }
+        if let previous {
+            throw FetchError(.permissionDenied, "redirect from \(previous.url) to \(current.url) refused: \(reason)", url: current.url)
+        }
+        throw FetchError(.permissionDenied, "\(current.resource) refused: \(reason)", url: current.url)
+    }
+
+    /// Whole milliseconds of a duration (rounded down).
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// The next hop of a redirect to `location`, after `count` redirects so far, and the
+    /// request it becomes: 303, and 301/302 after a POST, become a GET without a body (as
+    /// browsers and curl do), 307 and 308 repeat the request as it was; credentials stay
+    /// with the origin they were given for.
+    static func redirect(from current: CanonicalURL, to location: String, status: Int, after count: Int, maxRedirects: Int,
+                         method: inout String, body: inout [UInt8]?, headers: inout [HTTPHeader]) throws(FetchError) -> CanonicalURL {
+        guard count < maxRedirects else {
+            throw FetchError(.tooManyRedirects, "more than \(maxRedirects) redirects (the last from \(current.url) to \(location))", url: current.url, connected: true)
+        }
+        let next: CanonicalURL
+        do { next = try URLCanonicalizer.resolve(location, against: current) } catch {
+            throw FetchError(error.code, "redirect from \(current.url) to \(location) refused: \(error.message)", url: current.url, connected: true)
+        }
+        if status == 303 && method != "HEAD" || (status == 301 || status == 302) && method == "POST" {
+            method = "GET"
+            body = nil
+            headers.removeAll { ["content-type", "content-encoding", "content-language"].contains($0.name.lowercased()) }
+        }
+        if next.origin != current.origin {
+            headers.removeAll { ["authorization", "cookie"].contains($0.name.lowercased()) }
+        }
+        return next
+    }
+
     static func refusal(_ target: FetchTarget) -> String? {
         guard let address = target.address else { return nil }
         if address == "::" || address.hasPrefix("0.") {

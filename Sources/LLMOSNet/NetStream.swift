@@ -65,17 +65,11 @@ public final class NetStream: @unchecked Sendable {
         self.multi = multi
 
         while true {
-            let target = FetchTarget(stage: .beforeConnect, scheme: current.scheme, host: current.host, port: current.port,
-                                     address: current.address, url: current.url, redirectedFrom: previous?.url)
-            if let reason = NetFetcher.refusal(target) ?? NetFetcher.deny(fetcher.authorizer(target)) {
+            do { try fetcher.checkBeforeConnect(current, redirectedFrom: previous) } catch {
                 close()
-                if let previous {
-                    throw FetchError(.permissionDenied, "redirect from \(previous.url) to \(current.url) refused: \(reason)", url: current.url)
-                }
-                throw FetchError(.permissionDenied, "\(current.resource) refused: \(reason)", url: current.url)
+                throw error
             }
-            let remaining = clock.now.duration(to: deadline)
-            let remainingMs = Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            let remainingMs = NetFetcher.milliseconds(clock.now.duration(to: deadline))
             guard remainingMs > 0 else {
                 close()
                 throw FetchError(.timeout, "no response within \(request.totalTimeoutMs) ms (timeout_ms), redirects included", url: current.url)
@@ -109,21 +103,8 @@ public final class NetStream: @unchecked Sendable {
                 if let result, redirecting || (result != CURLE_OK && !hop.headersComplete) {
                     let outcome = try hop.finish(result)
                     if redirecting, let location = outcome.location {
-                        guard redirects.count < request.maxRedirects else {
-                            throw FetchError(.tooManyRedirects, "more than \(request.maxRedirects) redirects (the last from \(current.url) to \(location))", url: current.url, connected: true)
-                        }
-                        let next: CanonicalURL
-                        do { next = try URLCanonicalizer.resolve(location, against: current) } catch {
-                            throw FetchError(error.code, "redirect from \(current.url) to \(location) refused: \(error.message)", url: current.url, connected: true)
-                        }
-                        if hop.status == 303 && method != "HEAD" || (hop.status == 301 || hop.status == 302) && method == "POST" {
-                            method = "GET"
-                            body = nil
-                            headers.removeAll { ["content-type", "content-encoding", "content-language"].contains($0.name.lowercased()) }
-                        }
-                        if next.origin != current.origin {
-                            headers.removeAll { ["authorization", "cookie"].contains($0.name.lowercased()) }
-                        }
+                        let next = try NetFetcher.redirect(from: current, to: location, status: hop.status, after: redirects.count,
+                                                           maxRedirects: request.maxRedirects, method: &method, body: &body, headers: &headers)
                         curl_multi_remove_handle(multi, hop.easy)
                         transfer = nil
                         redirects.append(next.url)
