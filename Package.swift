@@ -51,7 +51,7 @@ let package = Package(
         // Layer 5: the command-line shell.
         .executableTarget(
             name: "llmos",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The Swift SDK for driver authors.
         .target(name: "LLMOSDriverSDK", dependencies: ["CLLMOS"], path: "sdk/swift"),
@@ -64,13 +64,15 @@ let package = Package(
         .target(name: "AnthropicDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/anthropic"),
         // The local model: a supervised llama-server (CLocalSpawn: fork/exec with PR_SET_PDEATHSIG), spoken to with ModelKit.
         .target(name: "CLocalSpawn", path: "Plugins/local/CSpawn"),
-        .target(name: "LocalDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON", "CLocalSpawn"], path: "Plugins/local", exclude: ["CSpawn"]),
+        // Where scripts/setup-model puts the local model: shared by the driver, the shell and the bench.
+        .target(name: "LLMOSModelCache"),
+        .target(name: "LocalDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON", "CLocalSpawn", "LLMOSModelCache"], path: "Plugins/local", exclude: ["CSpawn"]),
         // Scripted model turns, for tests and demos.
         .target(name: "ScriptedDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/scripted"),
         // Benchmarks (make bench).
         .executableTarget(
             name: "llmos-model-bench",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet"],
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache"],
             path: "Benchmarks/llmos-model-bench"
         ),
         .executableTarget(
@@ -80,8 +82,8 @@ let package = Package(
         ),
         // Tests never link a driver target: they dlopen the built libraries, like the host.
         .testTarget(name: "LLMOSJSONTests", dependencies: ["LLMOSJSON"]),
-        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet"]),
-        .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON"]),
+        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
+        .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON", "LLMOSModelCache"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,6 +7,7 @@ import Glibc
 import LLMOSJSON
 import LLMOSKernel
 import LLMOSNet
+import LLMOSModelCache
 
 func nowNs() -> UInt64 {
     var t = timespec()
@@ -26,12 +27,8 @@ let repo = FileManager.default.currentDirectoryPath
 let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
 let buildDir = (exe as NSString).deletingLastPathComponent
 
-func cacheDir() -> String {
-    let env = ProcessInfo.processInfo.environment
-    if let d = env["LLMOS_CACHE_DIR"], !d.isEmpty { return d }
-    return (env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (env["HOME"] ?? NSHomeDirectory()) + "/.cache") + "/llmos"
-}
-guard FileManager.default.fileExists(atPath: cacheDir() + "/setup.json") else {
+func cacheDir() -> String { ModelCache.directory() }
+guard FileManager.default.fileExists(atPath: ModelCache.markerPath(in: cacheDir())) else {
     print("llmos-model-bench: the local model is not set up (run `make models`); skipped")
     exit(0)
 }

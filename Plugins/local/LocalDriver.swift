@@ -11,6 +11,7 @@ import Foundation
 import LLMOSDriverSDK
 import LLMOSJSON
 import ModelKit
+import LLMOSModelCache
 
 struct LocalConfig: Decodable, Sendable {
     var model: String?
@@ -30,20 +31,11 @@ struct LocalConfig: Decodable, Sendable {
 
 /// Where `scripts/setup-model` puts things, and what its marker says.
 enum LocalSetup {
-    /// $HOME, as the setup script (Python's expanduser) reads it; else the password database's.
-    static func home(_ env: [String: String]) -> String {
-        env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-    }
-
-    static func cacheDirectory(_ env: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let dir = env["LLMOS_CACHE_DIR"], !dir.isEmpty { return dir }
-        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (home(env) + "/.cache")
-        return base + "/llmos"
-    }
+    static func cacheDirectory() -> String { ModelCache.directory() }
 
     /// (model, server) from setup.json, when both files are still there.
     static func marker(_ cache: String) -> (model: String, server: String)? {
-        guard let data = FileManager.default.contents(atPath: cache + "/setup.json"),
+        guard let data = FileManager.default.contents(atPath: ModelCache.markerPath(in: cache)),
               let record = try? JSON.parse(String(decoding: data, as: UTF8.self)),
               let model = record["model"]?.stringValue, let server = record["server"]?.stringValue,
               FileManager.default.isReadableFile(atPath: model), FileManager.default.isExecutableFile(atPath: server)
@@ -53,7 +45,7 @@ enum LocalSetup {
 
     static func absolute(_ path: String) -> String {
         var p = path
-        if p == "~" || p.hasPrefix("~/") { p = home(ProcessInfo.processInfo.environment) + p.dropFirst() }
+        if p == "~" || p.hasPrefix("~/") { p = ModelCache.home() + p.dropFirst() }
         if !p.hasPrefix("/") { p = FileManager.default.currentDirectoryPath + "/" + p }
         return (p as NSString).standardizingPath
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LLMOSJSON
 import LLMOSKernel
+import LLMOSModelCache
 
 /// `llmos models`: the cpu drivers (model backends) and their models, which one is the
 /// default, and whether the local model is set up. `llmos models setup` sets it up.
@@ -151,20 +152,11 @@ struct LocalModelSetup {
     var setupSeconds: Double?
     var setUpAt: String?
 
-    /// $HOME, as the setup script (Python's expanduser) reads it; else the password database's.
-    static func home(_ env: [String: String]) -> String {
-        env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-    }
-
-    static func cacheDirectory(_ env: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let dir = env["LLMOS_CACHE_DIR"], !dir.isEmpty { return dir }
-        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (home(env) + "/.cache")
-        return base + "/llmos"
-    }
+    static func cacheDirectory() -> String { ModelCache.directory() }
 
     static func status() -> LocalModelSetup {
         var s = LocalModelSetup(cache: cacheDirectory())
-        guard let data = FileManager.default.contents(atPath: s.cache + "/setup.json"),
+        guard let data = FileManager.default.contents(atPath: ModelCache.markerPath(in: s.cache)),
               let record = try? JSON.parse(String(decoding: data, as: UTF8.self)) else { return s }
         s.model = record["model"]?.stringValue
         s.server = record["server"]?.stringValue

@@ -1,6 +1,7 @@
 import Foundation
 import LLMOSJSON
 import Testing
+import LLMOSModelCache
 
 // `llmos models`, the shell's default grants for the shipped local driver, --model, and the
 // scripted driver from the command line. HOME is a scratch folder, so the cache (and the
@@ -33,13 +34,9 @@ private func run(_ arguments: [String], environment extra: [String: String] = [:
     return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
-private var realCache: String {
-    let env = ProcessInfo.processInfo.environment
-    if let dir = env["LLMOS_CACHE_DIR"], !dir.isEmpty { return dir }
-    return (env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (env["HOME"] ?? NSHomeDirectory()) + "/.cache") + "/llmos"
-}
+private var realCache: String { ModelCache.directory() }
 
-private var realModelIsSetUp: Bool { FileManager.default.fileExists(atPath: realCache + "/setup.json") }
+private var realModelIsSetUp: Bool { FileManager.default.fileExists(atPath: ModelCache.markerPath(in: realCache)) }
 
 @Suite("llmos models") struct ModelsCommandTests {
     @Test func listsTheCPUDriversAndSaysTheLocalModelIsNotSetUp() throws {

@@ -3,6 +3,7 @@ import LLMOSJSON
 import LLMOSNet
 import Synchronization
 import Testing
+import LLMOSModelCache
 @testable import LLMOSKernel
 
 // The scripted driver (Plugins/scripted) and the local driver (Plugins/local), loaded with
@@ -429,14 +430,10 @@ let localGrant = "driver:local/net.connect=http://127.0.0.1"
 // MARK: - local: the real llama-server and SmolLM2
 
 enum RealLocalModel {
-    static var cache: String {
-        let env = ProcessInfo.processInfo.environment
-        if let dir = env["LLMOS_CACHE_DIR"], !dir.isEmpty { return dir }
-        return (env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (env["HOME"] ?? NSHomeDirectory()) + "/.cache") + "/llmos"
-    }
+    static var cache: String { ModelCache.directory() }
 
     static var isSetUp: Bool {
-        guard let data = FileManager.default.contents(atPath: cache + "/setup.json"),
+        guard let data = FileManager.default.contents(atPath: ModelCache.markerPath(in: cache)),
               let record = try? JSON.parse(String(decoding: data, as: UTF8.self)),
               let model = record["model"]?.stringValue, let server = record["server"]?.stringValue else { return false }
         return FileManager.default.fileExists(atPath: model) && FileManager.default.isExecutableFile(atPath: server)
