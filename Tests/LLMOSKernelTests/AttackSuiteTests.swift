@@ -27,35 +27,13 @@ import Testing
 // MARK: - The test server (Tests/Fixtures/net/server.py)
 
 private final class AttackNetServer {
-    let process = Process()
-    private let input = Pipe()
-    let port: Int
-    let port2: Int?
+    private let server: FixtureServer
+    var port: Int { server.port }
+    var port2: Int? { server.announcement["port2"] as? Int }
 
-    init() throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Paths.repoRoot + "/Tests/Fixtures/net/server.py"]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        var data = Data()
-        while !data.contains(0x0A) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw Fixtures.FixtureError(message: "the test server exited before listening") }
-            data.append(chunk)
-        }
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any], let port = object["port"] as? Int else {
-            throw Fixtures.FixtureError(message: "the test server said \(String(decoding: data, as: UTF8.self))")
-        }
-        self.port = port
-        self.port2 = object["port2"] as? Int
-    }
+    init() throws { server = try FixtureServer("Tests/Fixtures/net/server.py") }
 
-    func stop() {
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
+    func stop() { server.stop() }
 
     /// Connections each listener accepted (this request counts on 127.0.0.1).
     func connections() throws -> [String: Int] {

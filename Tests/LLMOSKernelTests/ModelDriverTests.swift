@@ -20,25 +20,11 @@ private let keyIsSet: Bool = {
 
 /// Tests/Fixtures/models/server.py in a child process; it exits when our end of its stdin closes.
 final class ModelTestServer {
-    let process = Process()
-    private let input = Pipe()
-    let port: Int
+    private let server: FixtureServer
+    var port: Int { server.port }
 
     init(tokenize: Bool = true) throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Paths.repoRoot + "/Tests/Fixtures/models/server.py", "--key", modelTestKey] + (tokenize ? [] : ["--no-tokenize"])
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        var data = Data()
-        while !data.contains(0x0A) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw Fixtures.FixtureError(message: "the model test server exited before listening") }
-            data.append(chunk)
-        }
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        port = object?["port"] as? Int ?? 0
+        server = try FixtureServer("Tests/Fixtures/models/server.py", ["--key", modelTestKey] + (tokenize ? [] : ["--no-tokenize"]))
     }
 
     var origin: String { "http://127.0.0.1:\(port)" }
@@ -57,12 +43,7 @@ final class ModelTestServer {
         return Int(try JSON.parse(response.body)["closed"]?[message]?.int64Value ?? 0)
     }
 
-    func stop() {
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
+    func stop() { server.stop() }
 }
 
 /// A kernel with one model driver loaded, granted net.connect to the server and env for the key.

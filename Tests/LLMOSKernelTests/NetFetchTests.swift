@@ -49,45 +49,13 @@ private final class NetPolicy: Sendable {
 
 /// Tests/Fixtures/net/server.py in a child process, on 127.0.0.1 (and 127.0.0.2) ephemeral ports.
 private final class NetTestServer {
-    let process = Process()
-    private let input = Pipe()
-    let port: Int
-    let port2: Int?
+    private let server: FixtureServer
+    var port: Int { server.port }
+    var port2: Int? { server.announcement["port2"] as? Int }
 
-    static let script: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.path + "/Package.swift") { return url.path + "/Tests/Fixtures/net/server.py" }
-        }
-        fatalError("no Package.swift above \(#filePath)")
-    }()
+    init() throws { server = try FixtureServer("Tests/Fixtures/net/server.py") }
 
-    init() throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        // It prints one JSON line once it listens.
-        var data = Data()
-        while !data.contains(0x0A) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw NetTestError("the test server exited before listening") }
-            data.append(chunk)
-        }
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any], let port = object["port"] as? Int else {
-            throw NetTestError("the test server said \(String(decoding: data, as: UTF8.self))")
-        }
-        self.port = port
-        self.port2 = object["port2"] as? Int
-    }
-
-    func stop() {
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
+    func stop() { server.stop() }
 
     var base: String { "http://127.0.0.1:\(port)" }
     var base2: String { "http://127.0.0.2:\(port2 ?? 0)" }

@@ -31,28 +31,9 @@ private func chat(_ server: ModelTestServer, _ text: String) -> FetchRequest {
 
 /// Tests/Fixtures/net/server.py, for its redirect routes.
 private final class RedirectServer {
-    let process = Process()
-    private let input = Pipe()
-    let port: Int
-    init() throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Paths.repoRoot + "/Tests/Fixtures/net/server.py"]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        var data = Data()
-        while !data.contains(0x0A) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw Fixtures.FixtureError(message: "the net test server exited before listening") }
-            data.append(chunk)
-        }
-        port = ((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["port"] as? Int) ?? 0
-    }
-    deinit {
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
+    private let server: FixtureServer
+    var port: Int { server.port }
+    init() throws { server = try FixtureServer("Tests/Fixtures/net/server.py") }
 }
 
 @Suite("net.stream", .serialized)

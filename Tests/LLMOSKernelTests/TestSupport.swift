@@ -131,3 +131,41 @@ func cancel(_ token: CancellationToken, after ms: Int) {
         token.cancel()
     }
 }
+
+/// A Python fixture server (under Tests/Fixtures) in a child process. It prints one
+/// JSON line once it listens — `{"port": ..., ...}` — and exits when its stdin closes:
+/// on `stop()`, or when this goes away.
+final class FixtureServer {
+    let process = Process()
+    private let input = Pipe()
+    /// The line it printed once it listened.
+    let announcement: [String: Any]
+    var port: Int { announcement["port"] as? Int ?? 0 }
+
+    /// `script` is relative to the repository root.
+    init(_ script: String, _ arguments: [String] = []) throws {
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Paths.repoRoot + "/" + script] + arguments
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        var data = Data()
+        while !data.contains(0x0A) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw Fixtures.FixtureError(message: "\(script) exited before listening") }
+            data.append(chunk)
+        }
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any], object["port"] is Int else {
+            throw Fixtures.FixtureError(message: "\(script) said \(String(decoding: data, as: UTF8.self))")
+        }
+        announcement = object
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
