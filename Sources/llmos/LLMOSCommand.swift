@@ -80,6 +80,11 @@ struct HostOptions: ParsableArguments {
         configuration.isolation.forced = Set(isolate)
         let kernel = Kernel(configuration: configuration)
         let report = kernel.loadAll(from: searchPath)
+        // A misspelled --isolate would leave the driver in-process: say so.
+        for name in isolate where name != "*" && kernel.driver(named: name) == nil
+            && !report.failed.contains(where: { $0.manifestFile.hasSuffix("/\(name).yaml") }) {
+            Terminal.warn("--isolate \(name): no driver of that name is loaded (loaded: \(kernel.driverNames.joined(separator: ", ")))")
+        }
         if reportFailures {
             for failure in report.failed {
                 Terminal.warn("driver not loaded: \(failure.error.message)\n  (run `llmos doctor` for the whole picture)")

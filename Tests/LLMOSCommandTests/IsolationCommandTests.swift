@@ -27,6 +27,12 @@ import Testing
         }
     }
 
+    @Test func aMisspelledIsolateIsReported() throws {
+        let r = try llmos.run(["drivers", "list", "--isolate", "calcc"])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("--isolate calcc: no driver of that name is loaded") && r.stderr.contains("calc"), "\(r.stderr)")
+    }
+
     @Test func doctorSaysWhichSandboxLayersThisLinuxHas() throws {
         let r = try llmos.run(["doctor"])
         #expect(r.stdout.contains("isolation: Landlock ABI"), "\(r.stdout)")
