@@ -17,6 +17,15 @@ let package = Package(
         .library(name: "llmos_anthropic", type: .dynamic, targets: ["AnthropicDriver"]),
         .library(name: "llmos_local", type: .dynamic, targets: ["LocalDriver"]),
         .library(name: "llmos_scripted", type: .dynamic, targets: ["ScriptedDriver"]),
+        .library(name: "llmos_clock", type: .dynamic, targets: ["ClockDriver"]),
+        .library(name: "llmos_fs", type: .dynamic, targets: ["FSDriver"]),
+        .library(name: "llmos_notes", type: .dynamic, targets: ["NotesDriver"]),
+        .library(name: "llmos_calendar", type: .dynamic, targets: ["CalendarDriver"]),
+        .library(name: "llmos_http", type: .dynamic, targets: ["HTTPDriver"]),
+        .library(name: "llmos_shell", type: .dynamic, targets: ["ShellDriver"]),
+        .library(name: "llmos_python", type: .dynamic, targets: ["PythonDriver"]),
+        .library(name: "llmos_web", type: .dynamic, targets: ["WebDriver"]),
+        .library(name: "llmos_mail", type: .dynamic, targets: ["MailDriver"]),
         // The sandboxed helper process that `isolation: process` drivers run in.
         .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
@@ -42,9 +51,11 @@ let package = Package(
         // System libraries (Debian: libsqlite3-dev, libcurl4-openssl-dev; `make deps` installs them).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libffi, for zero-code drivers: C functions called from a manifest alone (docs/FFI.md).
+        .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(
             name: "LLMOSKernel",
-            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", "CFFI", .product(name: "Yams", package: "Yams")]
         ),
         // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
         .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),
@@ -69,6 +80,19 @@ let package = Package(
         .target(name: "LocalDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON", "CLocalSpawn", "LLMOSModelCache"], path: "Plugins/local", exclude: ["CSpawn"]),
         // Scripted model turns, for tests and demos.
         .target(name: "ScriptedDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/scripted"),
+        // The clock: now, time zones, date arithmetic (Foundation's TimeZone and Calendar).
+        .target(name: "ClockDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/clock", exclude: ["README.md"]),
+        // Peripherals: files and notes, all through host system calls.
+        .target(name: "FSDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/fs", exclude: ["README.md"]),
+        .target(name: "NotesDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/notes", exclude: ["README.md"]),
+        .target(name: "CalendarDriver", dependencies: ["LLMOSDriverSDK"], path: "Plugins/calendar", exclude: ["README.md"]),
+        // Peripherals (issue 8): http in C over net.fetch.
+        .target(name: "HTTPDriver", dependencies: ["CLLMOS"], path: "Plugins/http", exclude: ["README.md"], publicHeadersPath: "."),
+        // shell and python (C, isolation: process) share Plugins/shell/run_program.h.
+        .target(name: "ShellDriver", dependencies: ["CLLMOS"], path: "Plugins/shell", exclude: ["README.md"], publicHeadersPath: "."),
+        .target(name: "PythonDriver", dependencies: ["CLLMOS"], path: "Plugins/python", exclude: ["README.md"], publicHeadersPath: "."),
+        .target(name: "WebDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/web", exclude: ["README.md"]),
+        .target(name: "MailDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/mail", exclude: ["README.md"]),
         // Benchmarks (make bench).
         .executableTarget(
             name: "llmos-model-bench",
@@ -77,7 +101,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "llmos-bench",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS"],
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet", "CFFI"],
             path: "Benchmarks/llmos-bench"
         ),
         // Tests never link a driver target: they dlopen the built libraries, like the host.

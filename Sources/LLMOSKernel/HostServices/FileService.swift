@@ -548,3 +548,373 @@ struct HostRequestFields {
         return choice
     }
 }
+
+// MARK: - fs.move, fs.delete, fs.mkdir
+
+/// Moving and deleting act on a *name*, not on what it points to: `rename` and `unlink`
+/// never follow the last component. So their check is made on the canonical parent
+/// directory joined with the last component as given (`checkEntry`): deleting a symlink
+/// inside the workspace removes the link, checked where the link is, and never touches
+/// its target. The parent is then opened with `SecureOpen` (symlinks forbidden) and the
+/// operation made relative to that descriptor, so it reaches exactly the checked entry.
+///
+/// A directory moved or deleted as a whole carries everything beneath it, and a policy
+/// may deny part of that tree (`deny fs.write=${workspace}/keep/**`). So every entry
+/// beneath is checked first, one by one, and nothing is changed unless all are allowed;
+/// at most `maxTreeEntries` entries, beyond which the operation is refused before
+/// anything changes. A recursive delete then removes exactly the entries it checked,
+/// walking with `O_NOFOLLOW` descriptors: an entry that appeared meanwhile makes its
+/// directory non-empty and the delete stops there (reported, not followed); a directory
+/// swapped for a symlink meanwhile is refused, never followed out of the tree.
+///
+/// - `fs.move {path, to, overwrite?: bool}` → `{path, to}`: needs `fs.read` and `fs.write`
+///   on the source (a move makes a file readable under another name) and `fs.write` on
+///   the destination; for a directory, on every entry beneath too. Without `overwrite`
+///   an existing destination is refused (atomically: `renameat2(RENAME_NOREPLACE)`);
+///   the destination's directory must exist (use `fs.mkdir`). Across file systems:
+///   refused (copy, then delete).
+/// - `fs.delete {path, recursive?: bool}` → `{path, type, deleted}`: needs `fs.write`.
+///   A file, symlink or empty directory; a non-empty directory only with `recursive`,
+///   and then only up to `maxTreeEntries` entries. `deleted` counts the entries removed.
+/// - `fs.mkdir {path, parents?: bool}` → `{path, created}`: needs `fs.write`;
+///   `created` is false when the directory was already there.
+extension FileService {
+    /// The most entries a directory moved or deleted as a whole may hold (each is checked).
+    public static let defaultMaxTreeEntries = 10_000
+
+    /// An entry checked by name: the canonical parent, the last component as given.
+    public struct CheckedEntry: Sendable, Hashable {
+        /// The canonical parent directory (it exists).
+        public var parent: String
+        /// The last component, not followed.
+        public var name: String
+        /// `parent/name`: what the decision was made on.
+        public var path: String { parent == "/" ? "/" + name : parent + "/" + name }
+    }
+
+    /// Decides `kind` on `resource`, throwing unless allowed (the messages of `check`).
+    func require(_ kind: CapabilityKind, _ resource: String, raw: String?, authorize: (AccessRequest) -> Decision,
+                 driver: String, tool: String?) throws(LLMOSError) {
+        let decision = authorize(Self.accessRequest(kind, canonical: resource, driver: driver, tool: tool))
+        let via = raw.map { $0 == resource ? "" : " (\"\(PathCanonicalizer.abbreviated($0))\" resolves to it)" } ?? ""
+        switch decision.verdict {
+        case .allow: return
+        case .deny: throw LLMOSError(.permissionDenied, "\(kind.rawValue) of \(resource) denied by \(decision.rule)\(via)")
+        case .ask: throw LLMOSError(.permissionDenied, "\(kind.rawValue) of \(resource) needs confirmation (\(decision.rule)) and none was given\(via)")
+        }
+    }
+
+    /// The entry `raw` names, by name: its parent made canonical (it must exist), its last
+    /// component kept (never `.` or `..`), then `kinds` decided on `parent/name`.
+    public func checkEntry(_ raw: String, workspace: String, kinds: [CapabilityKind], service: String,
+                           authorize: (AccessRequest) -> Decision, driver: String, tool: String?) throws(LLMOSError) -> CheckedEntry {
+        try PathCanonicalizer.validate(raw)
+        let canonicalizer = PathCanonicalizer(workspace: workspace, homeDirectory: homeDirectory)
+        var parts = PathCanonicalizer.components(canonicalizer.absolute(raw))
+        guard let name = parts.popLast() else {
+            throw LLMOSError(.invalidArgument, "\(service): \"\(PathCanonicalizer.abbreviated(raw))\" names the root directory; give the path of a file or directory below it")
+        }
+        guard !PathCanonicalizer.isDotOrDotDot(name) else {
+            throw LLMOSError(.invalidArgument, "\(service): \"\(PathCanonicalizer.abbreviated(raw))\" ends with \"\(name)\"; name the entry itself (for example dir/sub, not dir/sub/.)")
+        }
+        guard name.utf8.count <= PathCanonicalizer.maxComponentBytes else {
+            throw LLMOSError(.invalidArgument, "\(service): the name is \(name.utf8.count) bytes; the limit is \(PathCanonicalizer.maxComponentBytes) (NAME_MAX)")
+        }
+        let parent = try canonicalizer.canonicalize("/" + parts.joined(separator: "/"))
+        let entry = CheckedEntry(parent: parent.path, name: name)
+        guard parent.exists else {
+            for kind in kinds { try require(kind, entry.path, raw: nil, authorize: authorize, driver: driver, tool: tool) }
+            throw LLMOSError(.notFound, "\(service) of \(entry.path): the directory \(parent.existingAncestor == "/" ? "" : parent.existingAncestor)/\(parent.missing[0]) does not exist")
+        }
+        for kind in kinds { try require(kind, entry.path, raw: raw, authorize: authorize, driver: driver, tool: tool) }
+        return entry
+    }
+
+    /// Opens the checked entry's parent directory (`O_PATH`, no symlinks on the way).
+    func openParent(_ entry: CheckedEntry, _ service: String) throws(LLMOSError) -> Int32 {
+        if let betweenCheckAndOpen {
+            // Tests: the racing attacker acts here, as for the other services.
+            let canonical = PathCanonicalizer.Canonical(path: entry.path, existingAncestor: entry.parent, missing: [entry.name], directoryExpected: false)
+            betweenCheckAndOpen(CheckedPath(kind: .fsWrite, raw: entry.path, canonical: canonical, decision: Decision(verdict: .allow, rule: "")))
+        }
+        switch opener.open(entry.parent, flags: SecureOpen.oPath | O_DIRECTORY) {
+        case .success(let fd): return fd
+        case .failure(.symlink):
+            throw LLMOSError(.permissionDenied, "\(service) of \(entry.path) refused: the path changed between the check and the operation (a symlink was swapped in)")
+        case .failure(.system(let error)): throw failure(error, what: "\(service) of \(entry.path)", "open the directory of")
+        }
+    }
+
+    /// One entry under a directory being moved or deleted whole, as it was checked.
+    struct TreeNode {
+        var name: String
+        var isDirectory: Bool
+        var children: [TreeNode]
+    }
+
+    /// Every entry beneath the directory `name` in `directory`, each checked by `check`
+    /// (with its path) before it counts; refused past `limit` entries in all.
+    func collectTree(at directory: Int32, _ name: String, path: String, service: String, count: inout Int, limit: Int,
+                     check: (String) throws(LLMOSError) -> Void) throws(LLMOSError) -> [TreeNode] {
+        let fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw failure(errno, what: "\(service) of \(path)", "open the directory") }
+        let listing: [(name: String, info: stat?)]
+        switch FileSyscalls.entries(fd, limit: limit - count + 1) {
+        case .failure(let error): throw failure(error.code, what: "\(service) of \(path)", "list")
+        case .success(let (found, truncated)):
+            if truncated || count + found.count > limit { throw treeTooLarge(path, service, limit) }
+            listing = found
+        }
+        // A second descriptor for the walk down: `entries` consumed the first.
+        let walk = openat(directory, name, SecureOpen.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard walk >= 0 else { throw failure(errno, what: "\(service) of \(path)", "open the directory") }
+        defer { close(walk) }
+        var nodes: [TreeNode] = []
+        for (child, info) in listing {
+            guard let info else { continue }  // removed while listing
+            let childPath = path + "/" + child
+            count += 1
+            if count > limit { throw treeTooLarge(path, service, limit) }
+            try check(childPath)
+            let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+            let children = isDirectory
+                ? try collectTree(at: walk, child, path: childPath, service: service, count: &count, limit: limit, check: check)
+                : []
+            nodes.append(TreeNode(name: child, isDirectory: isDirectory, children: children))
+        }
+        return nodes
+    }
+
+    func treeTooLarge(_ path: String, _ service: String, _ limit: Int) -> LLMOSError {
+        LLMOSError(.resourceExhausted, "\(service) of \(path): the tree holds more than \(limit) entries, the most one \(service) changes (maxTreeEntries); work on its sub-directories one at a time")
+    }
+
+    /// Removes what `collectTree` found beneath `directory/name`, then the directory;
+    /// counts into `deleted`. Stops at the first failure.
+    func removeTree(at directory: Int32, _ name: String, _ children: [TreeNode], path: String, deleted: inout Int) throws(LLMOSError) {
+        let fd = openat(directory, name, SecureOpen.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ELOOP || errno == ENOTDIR {
+                throw LLMOSError(.permissionDenied, "fs.delete of \(path) stopped after \(deleted) entries: it is no longer a directory (a symlink was swapped in?); nothing beneath it was followed")
+            }
+            throw failure(errno, what: "fs.delete of \(path)", "open the directory")
+        }
+        defer { close(fd) }
+        for child in children {
+            let childPath = path + "/" + child.name
+            if child.isDirectory {
+                try removeTree(at: fd, child.name, child.children, path: childPath, deleted: &deleted)
+            } else if unlinkat(fd, child.name, 0) != 0 {
+                let error = errno
+                if error == ENOENT { continue }  // already gone
+                throw failure(error, what: "fs.delete of \(childPath) (after \(deleted) entries were deleted)", "delete")
+            }
+            deleted += 1
+        }
+        if unlinkat(directory, name, AT_REMOVEDIR) != 0 {
+            let error = errno
+            if error == ENOTEMPTY || error == EEXIST {
+                throw LLMOSError(.unavailable, "fs.delete of \(path) stopped after \(deleted) entries: entries appeared in it after the check, and those are not deleted unchecked; call fs.delete again")
+            }
+            throw failure(error, what: "fs.delete of \(path) (after \(deleted) entries were deleted)", "delete")
+        }
+    }
+
+    public struct DeleteResult: Sendable, Hashable {
+        public var path: String
+        public var type: EntryType
+        /// Entries removed, the path itself included.
+        public var deleted: Int
+    }
+
+    /// fs.delete: a file, symlink or empty directory; a directory tree with `recursive`.
+    public func delete(_ raw: String, workspace: String, recursive: Bool = false, maxTreeEntries: Int = FileService.defaultMaxTreeEntries,
+                       authorize: (AccessRequest) -> Decision, driver: String, tool: String? = nil) throws(LLMOSError) -> DeleteResult {
+        let entry = try checkEntry(raw, workspace: workspace, kinds: [.fsWrite], service: "fs.delete", authorize: authorize, driver: driver, tool: tool)
+        let parent = try openParent(entry, "fs.delete")
+        defer { close(parent) }
+        guard let info = FileSyscalls.status(at: parent, entry.name) else {
+            throw failure(errno, what: "fs.delete of \(entry.path)", "examine")
+        }
+        let type = EntryType(mode: info.st_mode)
+        guard type == .directory else {
+            guard unlinkat(parent, entry.name, 0) == 0 else { throw failure(errno, what: "fs.delete of \(entry.path)", "delete") }
+            return DeleteResult(path: entry.path, type: type, deleted: 1)
+        }
+        if unlinkat(parent, entry.name, AT_REMOVEDIR) == 0 {
+            return DeleteResult(path: entry.path, type: type, deleted: 1)
+        }
+        let error = errno
+        guard error == ENOTEMPTY || error == EEXIST else { throw failure(error, what: "fs.delete of \(entry.path)", "delete") }
+        guard recursive else {
+            throw LLMOSError(.invalidArgument, "fs.delete of \(entry.path): the directory is not empty; pass recursive: true to delete it and everything in it (at most \(maxTreeEntries) entries)")
+        }
+        var count = 0
+        let tree = try collectTree(at: parent, entry.name, path: entry.path, service: "fs.delete", count: &count, limit: maxTreeEntries) { path throws(LLMOSError) in
+            try require(.fsWrite, path, raw: nil, authorize: authorize, driver: driver, tool: tool)
+        }
+        var deleted = 0
+        try removeTree(at: parent, entry.name, tree, path: entry.path, deleted: &deleted)
+        return DeleteResult(path: entry.path, type: type, deleted: deleted + 1)
+    }
+
+    public struct MoveResult: Sendable, Hashable {
+        public var path: String
+        public var to: String
+        public var type: EntryType
+    }
+
+    /// fs.move: renames an entry (a file, symlink or directory) within one file system.
+    public func move(_ raw: String, to rawDestination: String, workspace: String, overwrite: Bool = false,
+                     maxTreeEntries: Int = FileService.defaultMaxTreeEntries,
+                     authorize: (AccessRequest) -> Decision, driver: String, tool: String? = nil) throws(LLMOSError) -> MoveResult {
+        let source = try checkEntry(raw, workspace: workspace, kinds: [.fsRead, .fsWrite], service: "fs.move", authorize: authorize, driver: driver, tool: tool)
+        let destination = try checkEntry(rawDestination, workspace: workspace, kinds: [.fsWrite], service: "fs.move", authorize: authorize, driver: driver, tool: tool)
+        if source.path.utf8.elementsEqual(destination.path.utf8) {
+            throw LLMOSError(.invalidArgument, "fs.move: the source and the destination are both \(source.path)")
+        }
+        let from = try openParent(source, "fs.move")
+        defer { close(from) }
+        let into = try openParent(destination, "fs.move")
+        defer { close(into) }
+        guard let info = FileSyscalls.status(at: from, source.name) else {
+            throw failure(errno, what: "fs.move of \(source.path)", "examine")
+        }
+        let type = EntryType(mode: info.st_mode)
+        if type == .directory {
+            // Everything beneath moves too: each entry must be readable and writable here,
+            // and writable where it lands.
+            var count = 0
+            _ = try collectTree(at: from, source.name, path: source.path, service: "fs.move", count: &count, limit: maxTreeEntries) { path throws(LLMOSError) in
+                try require(.fsRead, path, raw: nil, authorize: authorize, driver: driver, tool: tool)
+                try require(.fsWrite, path, raw: nil, authorize: authorize, driver: driver, tool: tool)
+                let landing = destination.path + String(decoding: path.utf8.dropFirst(source.path.utf8.count), as: UTF8.self)
+                try require(.fsWrite, landing, raw: nil, authorize: authorize, driver: driver, tool: tool)
+            }
+        }
+        let result = FileSyscalls.rename(from, source.name, into, destination.name, replace: overwrite)
+        guard result == 0 else {
+            let what = "fs.move of \(source.path) to \(destination.path)"
+            switch result {
+            case EEXIST, ENOTEMPTY:
+                throw LLMOSError(.invalidArgument, "\(what): the destination exists" + (overwrite ? " and is a non-empty directory" : "; pass overwrite: true to replace it"))
+            case EXDEV:
+                throw LLMOSError(.unsupported, "\(what): they are on different file systems; copy it with fs.read and fs.write, then delete the source")
+            case EINVAL:
+                throw LLMOSError(.invalidArgument, "\(what): a directory cannot be moved into itself")
+            default:
+                throw failure(result, what: what, "move")
+            }
+        }
+        return MoveResult(path: source.path, to: destination.path, type: type)
+    }
+
+    public struct MakeDirectoryResult: Sendable, Hashable {
+        public var path: String
+        public var created: Bool
+    }
+
+    /// fs.mkdir: creates a directory (and, with `parents`, the missing ones above it).
+    public func makeDirectory(_ raw: String, workspace: String, parents: Bool = false,
+                              authorize: (AccessRequest) -> Decision, driver: String, tool: String? = nil) throws(LLMOSError) -> MakeDirectoryResult {
+        let checked = try check(raw, workspace: workspace, kind: .fsWrite, authorize: authorize, driver: driver, tool: tool)
+        betweenCheckAndOpen?(checked)
+        let canonical = checked.canonical
+        if canonical.exists {
+            let fd = try open(checked, flags: SecureOpen.oPath)
+            defer { close(fd) }
+            guard let info = FileSyscalls.status(fd) else { throw failure(errno, checked, "examine") }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw LLMOSError(.invalidArgument, "fs.mkdir of \(canonical.path): it exists and is \(Self.typeName(info.st_mode & S_IFMT)), not a directory")
+            }
+            return MakeDirectoryResult(path: canonical.path, created: false)
+        }
+        if canonical.missing.count > 1 && !parents {
+            throw LLMOSError(.notFound, "fs.mkdir of \(canonical.path): the directory \(canonical.existingAncestor == "/" ? "" : canonical.existingAncestor)/\(canonical.missing[0]) does not exist (pass parents: true to create it too)")
+        }
+        var directory = try open(checked, canonical.existingAncestor, flags: SecureOpen.oPath | O_DIRECTORY)
+        defer { close(directory) }
+        for name in canonical.missing {
+            if let error = FileSyscalls.makeDirectory(at: directory, name) {
+                throw failure(error, checked, "create the directory \(name) for")
+            }
+            let next = try open(checked, name, at: directory, flags: SecureOpen.oPath | O_DIRECTORY)
+            close(directory)
+            directory = next
+        }
+        return MakeDirectoryResult(path: canonical.path, created: true)
+    }
+
+    /// `failure(_:_:_:)` for what is not a `CheckedPath`: `what` is "fs.delete of /x".
+    func failure(_ error: Int32, what: String, _ doing: String) -> LLMOSError {
+        let reason = PathCanonicalizer.describe(error)
+        switch error {
+        case ENOENT: return LLMOSError(.notFound, "\(what): no such file or directory")
+        case ENOTDIR: return LLMOSError(.invalidArgument, "\(what): not a directory")
+        case EISDIR: return LLMOSError(.invalidArgument, "\(what): it is a directory")
+        case ELOOP: return LLMOSError(.permissionDenied, "\(what) refused: a symlink was swapped in after the check")
+        case EACCES, EPERM, EROFS, EBUSY: return LLMOSError(.permissionDenied, "\(what): the host cannot \(doing) it (\(reason))")
+        case ENAMETOOLONG: return LLMOSError(.invalidArgument, "\(what): \(reason)")
+        default: return LLMOSError(.io, "\(what): cannot \(doing) it: \(reason)")
+        }
+    }
+}
+
+extension FileSyscalls {
+    typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
+
+    /// glibc's renameat2 (2.28+), looked up at run time: Swift's Glibc module does not
+    /// declare it (it needs _GNU_SOURCE).
+    nonisolated(unsafe) static let renameat2: RenameAt2? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: RenameAt2.self)
+    }()
+
+    static let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE
+
+    /// Renames `from/fromName` to `into/intoName`; 0 or an errno. Without `replace` an
+    /// existing destination is EEXIST, decided atomically by the kernel where it can
+    /// (renameat2); where it cannot, by a check just before (a documented race).
+    static func rename(_ from: Int32, _ fromName: String, _ into: Int32, _ intoName: String, replace: Bool) -> Int32 {
+        if replace { return renameat(from, fromName, into, intoName) == 0 ? 0 : errno }
+        if let renameat2 {
+            if renameat2(from, fromName, into, intoName, renameNoReplace) == 0 { return 0 }
+            let error = errno
+            guard error == ENOSYS || error == EINVAL else { return error }
+            // EINVAL: this file system has no RENAME_NOREPLACE (or the move is into
+            // itself, which renameat refuses the same way): fall back to check-then-rename.
+        }
+        if status(at: into, intoName) != nil { return EEXIST }
+        return renameat(from, fromName, into, intoName) == 0 ? 0 : errno
+    }
+}
+
+extension FileService {
+    /// `fs.move {path, to, overwrite?}` → `{path, to, type}`.
+    public static func fsMove(_ request: JSONValue, workspace: String, authorize: (AccessRequest) -> Decision,
+                              driver: String, tool: String?, service: FileService = FileService()) throws(LLMOSError) -> JSONValue {
+        let fields = try HostRequestFields(request, "fs.move", allowed: ["path", "to", "overwrite"])
+        let result = try service.move(try fields.string("path"), to: try fields.string("to"), workspace: workspace,
+                                      overwrite: try fields.bool("overwrite") ?? false,
+                                      authorize: authorize, driver: driver, tool: tool)
+        return ["path": .string(result.path), "to": .string(result.to), "type": .string(result.type.rawValue)]
+    }
+
+    /// `fs.delete {path, recursive?}` → `{path, type, deleted}`.
+    public static func fsDelete(_ request: JSONValue, workspace: String, authorize: (AccessRequest) -> Decision,
+                                driver: String, tool: String?, service: FileService = FileService()) throws(LLMOSError) -> JSONValue {
+        let fields = try HostRequestFields(request, "fs.delete", allowed: ["path", "recursive"])
+        let result = try service.delete(try fields.string("path"), workspace: workspace, recursive: try fields.bool("recursive") ?? false,
+                                        authorize: authorize, driver: driver, tool: tool)
+        return ["path": .string(result.path), "type": .string(result.type.rawValue), "deleted": .int(Int64(result.deleted))]
+    }
+
+    /// `fs.mkdir {path, parents?}` → `{path, created}`.
+    public static func fsMkdir(_ request: JSONValue, workspace: String, authorize: (AccessRequest) -> Decision,
+                               driver: String, tool: String?, service: FileService = FileService()) throws(LLMOSError) -> JSONValue {
+        let fields = try HostRequestFields(request, "fs.mkdir", allowed: ["path", "parents"])
+        let result = try service.makeDirectory(try fields.string("path"), workspace: workspace, parents: try fields.bool("parents") ?? false,
+                                               authorize: authorize, driver: driver, tool: tool)
+        return ["path": .string(result.path), "created": .bool(result.created)]
+    }
+}

@@ -86,6 +86,9 @@ public struct SandboxPlan: Sendable, Equatable {
             for path in granted { plan.paths.append((path, access)) }
             plan.notes += notes
         }
+        // exec globs in a last component (an interpreter's /usr/bin/python3*): the files they name now.
+        for file in execFiles(requested: requested, broker: broker, driver: name)
+        where !plan.paths.contains(where: { $0.path == file && $0.access == .exec }) { plan.paths.append((file, .exec)) }
         plan.allowsExec = plan.paths.contains { $0.access == .exec }
         plan.network = network(requested: requested, policy: policy, driver: name, context: broker.context)
         if plan.network == .none, !support.networkNamespace {
@@ -119,7 +122,9 @@ public struct SandboxPlan: Sendable, Equatable {
         var result: [String] = []
         for m in manifestPatterns {
             guard let mine = root(of: m) else {
-                notes.append("\(kind.rawValue) \(m): a partial glob cannot be a Landlock rule; the driver reaches those files only through \(kind == .exec ? "the kernel" : kind.rawValue) system calls")
+                notes.append(kind == .exec
+                    ? "exec \(m): a glob is not a Landlock rule; the granted files it names now (a glob in the last component only) become exact-file rules"
+                    : "\(kind.rawValue) \(m): a partial glob cannot be a Landlock rule; the driver reaches those files only through \(kind.rawValue) system calls")
                 continue
             }
             for rule in allows {

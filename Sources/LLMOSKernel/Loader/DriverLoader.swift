@@ -48,6 +48,8 @@ struct DriverLoader {
 
     func load(_ manifest: DriverManifest) throws(LLMOSError) -> LoadedDriver {
         try preflight(manifest)
+        // A zero-code driver: plain C functions, no entry point (FFIDriverLoader.swift).
+        if manifest.isFFI { return try loadFFI(manifest) }
         let libraryPath = try resolveLibrary(manifest)
         let file = manifest.file
 

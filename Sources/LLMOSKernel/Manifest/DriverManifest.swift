@@ -25,6 +25,10 @@ public struct DriverManifest: Sendable {
 
     /// The directory the manifest lives in: relative library paths start here.
     public var directory: String { FilePath.directory(of: file) }
+
+    /// A zero-code driver: its tools are C functions of a plain shared library, called
+    /// through libffi (docs/FFI.md); the library has no llmos entry point.
+    public var isFFI: Bool { operations.contains { $0.ffi != nil } }
 }
 
 public struct ABIRequirement: Sendable, Equatable {
@@ -120,6 +124,8 @@ public struct OperationSpec: Sendable {
     public var inputSchema: JSONValue
     public var outputSchema: JSONValue?
     public var hints: OperationHints
+    /// For a zero-code tool: the C function the kernel calls through libffi (docs/FFI.md).
+    public var ffi: FFISignature? = nil
 }
 
 /// A problem in a file a person wrote (a manifest, a policy): where, and what.

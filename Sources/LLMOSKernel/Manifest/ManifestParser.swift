@@ -302,6 +302,7 @@ extension ManifestParser {
             let limits = limitsSpec(fields["limits"])
             let config = schema(fields["config"], "config", parent: root, required: false)
             let operations = operationSpecs(fields, deviceClass, root)
+            checkFFIDriver(fields, operations, deviceClass: deviceClass, isolation: isolation)
 
             return DriverManifest(
                 file: file, manifestVersion: manifestVersion, name: name, version: version,
@@ -428,7 +429,7 @@ extension ManifestParser {
             return limits
         }
 
-        static let operationKeys: Set<String> = ["name", "description", "input_schema", "output_schema", "hints"]
+        static let operationKeys: Set<String> = ["name", "description", "input_schema", "output_schema", "hints", "ffi"]
 
         mutating func operationSpecs(_ fields: [String: Node], _ deviceClass: DeviceClass, _ root: Node) -> [OperationSpec] {
             let key = deviceClass.operationsKey
@@ -454,7 +455,7 @@ extension ManifestParser {
                 for (k, v) in pairs {
                     f[k] = v
                     if !Self.operationKeys.contains(k) && !k.hasPrefix("x-") {
-                        warn("\(field).\(k)", v, k == "ffi" ? "ffi tools are not supported by this host yet; ignored" : "unknown key, ignored")
+                        warn("\(field).\(k)", v, "unknown key, ignored")
                     }
                 }
                 let rawName = string(f["name"], "\(field).name", parent: item)
@@ -471,7 +472,20 @@ extension ManifestParser {
                 }
                 let isTool = deviceClass == .tool
                 let errorsBefore = errors.count
-                let input = schema(f["input_schema"], "\(field).input_schema", parent: item, required: isTool) ?? .object([:])
+                // An ffi tool's input schema is derived from its C signature (an explicit one must agree).
+                let ffiErrorsBefore = errors.count
+                let ffi = f["ffi"].flatMap { ffiSignature($0, "\(field).ffi") }
+                let ffiFailed = f["ffi"] != nil && (ffi == nil || errors.count != ffiErrorsBefore)
+                var input = schema(f["input_schema"], "\(field).input_schema", parent: item, required: isTool && f["ffi"] == nil) ?? .object([:])
+                if let ffi {
+                    if f["input_schema"] == nil {
+                        input = ffi.derivedInputSchema
+                    } else if errors.count == errorsBefore, let misfit = ffi.disagreement(with: input) {
+                        error("\(field).input_schema" + (misfit.path.isEmpty ? "" : ".\(misfit.path)"), f["input_schema"], "does not fit the ffi signature of \(ffi.symbol): \(misfit.message)")
+                    }
+                } else if ffiFailed, f["input_schema"] == nil {
+                    input = ["type": "object"]
+                }
                 if isTool, f["input_schema"] != nil, errors.count == errorsBefore, input.objectValue?["type"] != .string("object") {
                     error("\(field).input_schema.type", f["input_schema"], "a tool's input schema must be an object schema with type: object (tool-calling models pass arguments as an object)")
                 }
@@ -497,7 +511,7 @@ extension ManifestParser {
                         }
                     }
                 }
-                specs.append(OperationSpec(name: name, description: description, inputSchema: input, outputSchema: output, hints: hints))
+                specs.append(OperationSpec(name: name, description: description, inputSchema: input, outputSchema: output, hints: hints, ffi: ffi))
             }
             for required in deviceClass.requiredOperations where !names.contains(required) {
                 error(key, node, "a \(deviceClass) driver must offer the operation \"\(required)\" (see sdk/schemas/classes/\(deviceClass).schema.json)")

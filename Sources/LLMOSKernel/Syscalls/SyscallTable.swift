@@ -35,6 +35,15 @@ struct SyscallTable {
         "fs.stat": { t, c, r throws(LLMOSError) in
             encode(try FileService.fsStat(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
         },
+        "fs.move": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsMove(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
+        "fs.delete": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsDelete(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
+        "fs.mkdir": { t, c, r throws(LLMOSError) in
+            encode(try FileService.fsMkdir(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName, service: t.files))
+        },
         "env.get": { t, c, r throws(LLMOSError) in
             encode(try EnvService.envGet(r, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName))
         },
@@ -47,6 +56,17 @@ struct SyscallTable {
         "net.stream.open": { t, c, r throws(LLMOSError) in encode(try t.streamOpen(c, r)) },
         "net.stream.read": { t, c, r throws(LLMOSError) in encode(try t.streamRead(c, r)) },
         "net.stream.close": { t, c, r throws(LLMOSError) in encode(try t.streamClose(c, r)) },
+        // One message to an SMTP server, checked as net.connect smtp://host:port (Syscalls/MailService.swift).
+        "net.mail.send": { t, c, r throws(LLMOSError) in
+            guard let mail = t.kernel.configuration.network as? any MailService else {
+                throw LLMOSError(.unsupported, "net.mail.send: this host's network service cannot send mail")
+            }
+            return encode(try mail.sendMail(r, authorize: t.authorizer(c)))
+        },
+        // Before a driver starts a program: the canonical path, checked as exec (Isolation/ExecService.swift).
+        "exec.authorize": { t, c, r throws(LLMOSError) in
+            encode(try ExecService.authorize(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName))
+        },
     ]
 
     static var services: [String] { handlers.keys.sorted() }
@@ -96,10 +116,12 @@ struct SyscallTable {
     func authorizer(_ caller: CallRef) -> @Sendable (AccessRequest) -> Decision {
         let kernel = self.kernel
         let tool = caller.pointee.tool
+        let agent = caller.pointee.agent
         return { request in
             var request = request
             request.driver = tool.driver.name
             request.tool = tool.qualifiedName
+            request.agent = agent
             let decision = kernel.configuration.broker.check(request, requested: tool.driver.manifest.capabilities)
             kernel.configuration.audit?.append(AuditEntry(request: request, decision: decision, argsHash: "",
                                                           outcome: decision.verdict == .allow ? "ok" : "permission_denied"))
