@@ -1,5 +1,5 @@
 # llmos — the two commands a fresh Debian 12 machine with Swift needs:
-#   make run    build everything and run the demo (later: the agent)
+#   make run    build everything, set up the local model, and start the agent REPL (offline)
 #   make test   build everything and run the whole test suite
 # plus `make bench` for the benchmarks (numbers go to BENCHMARKS.md).
 
@@ -32,7 +32,7 @@ build: deps
 	$(SWIFT) build
 
 run: build models
-	.build/debug/llmos demo
+	.build/debug/llmos run
 
 test: deps models
 	@echo "==> swift test (builds first; the tests load the drivers the build produced)"

@@ -65,11 +65,19 @@ if let i = arguments.firstIndex(of: "--calls"), i + 1 < arguments.count, let n =
     exit(0)
 }
 
+// `llmos-bench --agent`: only the agent benchmarks (Agent.swift).
+if arguments.contains("--agent") {
+    print(AgentBenchmark.run(buildDir: buildDir, repo: repo).markdown)
+    exit(0)
+}
+
 // `llmos-bench --isolation`: only the isolation comparison.
 if arguments.contains("--isolation") {
     print(IsolationBenchmark.run(buildDir: buildDir, repo: repo).markdown)
     exit(0)
 }
+// The zero-code (libffi) comparison (FFI.swift); `--ffi` runs only it.
+FFIBenchmark.hook(arguments: arguments, buildDir: buildDir, repo: repo, markdownTarget: markdownTarget)
 
 var rows: [Row] = []
 let smallInput = #"{"a":1,"b":2}"#
@@ -253,6 +261,9 @@ try? FileManager.default.removeItem(atPath: loadDir)
 // 6. Isolation: in-process vs a sandboxed helper process vs MCP stdio (Isolation.swift).
 let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
 
+// 7. Agent processes: a step's kernel cost with 100 tools, and the scheduler (Agent.swift).
+let agentBench = AgentBenchmark.run(buildDir: buildDir, repo: repo)
+
 // MARK: Report
 
 func machine() -> String {
@@ -281,6 +292,7 @@ let summary = """
 print("\nMachine: \(machine())\n")
 print(summary)
 print(isolation.markdown)
+print(agentBench.markdown)
 blackHole(sink)
 
 if let target = markdownTarget {
@@ -298,6 +310,13 @@ if let target = markdownTarget {
         text.replaceSubrange(a.lowerBound..<b.upperBound, with: isoBlock)
     } else {
         text += "\n## Isolation: an isolated driver's round trip, next to in-process and MCP stdio\n\n\(isoBlock)\n"
+    }
+    let agentBegin = "<!-- llmos-bench:agent:begin -->", agentEnd = "<!-- llmos-bench:agent:end -->"
+    let agentBlock = "\(agentBegin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(agentBench.markdown)\n\(agentEnd)"
+    if let a = text.range(of: agentBegin), let b = text.range(of: agentEnd) {
+        text.replaceSubrange(a.lowerBound..<b.upperBound, with: agentBlock)
+    } else {
+        text += "\n## Agent processes: a step's kernel cost, and the scheduler under 100 processes\n\n\(agentBlock)\n"
     }
     try! text.write(toFile: target, atomically: true, encoding: .utf8)
     print("wrote \(target)")

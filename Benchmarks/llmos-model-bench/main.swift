@@ -33,6 +33,27 @@ guard FileManager.default.fileExists(atPath: ModelCache.markerPath(in: cacheDir(
     exit(0)
 }
 
+/// Replaces (or appends) one marked section of the markdown file.
+func writeSection(_ target: String, _ name: String, title: String, _ body: String) throws {
+    let begin = "<!-- llmos-bench:\(name):begin -->", end = "<!-- llmos-bench:\(name):end -->"
+    let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(body)\n\(end)"
+    var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? ""
+    if let a = text.range(of: begin), let b = text.range(of: end), a.lowerBound < b.lowerBound {
+        text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
+    } else {
+        text += "\n## \(title)\n\n\(block)\n"
+    }
+    try text.write(toFile: target, atomically: true, encoding: .utf8)
+}
+
+// `--tasks`: only the task-success table.
+if arguments.contains("--tasks") {
+    let table = TaskSuccess.markdown(buildDir: buildDir, repo: repo)
+    print(table)
+    if let target = markdownTarget { try writeSection(target, "agent-tasks", title: "The local model as an agent: task success, constrained against native tool calls", table) }
+    exit(0)
+}
+
 func makeHost() -> Kernel {
     var c = KernelConfiguration(libraryDirectories: [buildDir], log: MemoryLogSink())
     c.broker = CapabilityBroker(policy: Policy.builtInDefault.adding([
@@ -161,15 +182,11 @@ is the shared 2-core VM's noise, not the driver.
 """
 print(markdown)
 
+let tasksTable = TaskSuccess.markdown(buildDir: buildDir, repo: repo)
+print(tasksTable)
+
 if let target = markdownTarget {
-    let begin = "<!-- llmos-bench:local-model:begin -->", end = "<!-- llmos-bench:local-model:end -->"
-    let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(markdown)\n\(end)"
-    var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? ""
-    if let a = text.range(of: begin), let b = text.range(of: end), a.lowerBound < b.lowerBound {
-        text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
-    } else {
-        text += "\n## The local model: the `local` driver against llama-server, and time to first token\n\n\(block)\n"
-    }
-    try text.write(toFile: target, atomically: true, encoding: .utf8)
-    print("wrote the local-model section of \(target)")
+    try writeSection(target, "local-model", title: "The local model: the `local` driver against llama-server, and time to first token", markdown)
+    try writeSection(target, "agent-tasks", title: "The local model as an agent: task success, constrained against native tool calls", tasksTable)
+    print("wrote the local-model and agent-tasks sections of \(target)")
 }

@@ -18,6 +18,24 @@ public struct ModelDriverConfig: Decodable, Sendable {
     public var context_length: Int?
     public var embedding_model: String?
     public var max_tokens: Int?
+    public var concurrency: Int?
+    public var pricing: Pricing?
+
+    public struct Pricing: Decodable, Sendable {
+        public var input_per_million_tokens: Double
+        public var output_per_million_tokens: Double
+    }
+
+    /// What `info` adds from the configuration: the calls the server takes at once (for the
+    /// kernel's scheduler) and the prices (for cost budgets).
+    public func infoExtras(defaultConcurrency: Int = 4) -> JSONObject {
+        var extras: JSONObject = ["concurrency": .int(Int64(max(1, concurrency ?? defaultConcurrency)))]
+        if let pricing {
+            extras["pricing"] = ["input_per_million_tokens": .double(pricing.input_per_million_tokens),
+                                 "output_per_million_tokens": .double(pricing.output_per_million_tokens)]
+        }
+        return extras
+    }
 
     public func options(connectHint: String) -> ClientOptions {
         var o = ClientOptions()

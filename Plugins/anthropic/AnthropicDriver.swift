@@ -28,7 +28,9 @@ final class AnthropicDriver: LLMOSDriver {
             try driver.client(call).countTokens(try parseInput(json)).serialized()
         }
         router.addRaw("info") { (driver: AnthropicDriver, json: String, call: CallContext) throws -> String in
-            driver.client(call).info().serialized()
+            var info = driver.client(call).info().objectValue ?? [:]
+            for (key, value) in driver.config.infoExtras() { info[key] = value }
+            return JSONValue.object(info).serialized()
         }
     }
 }

@@ -261,7 +261,9 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
         }
         return ["model": .string(modelName), "context_length": .int(Int64(contextLength)),
                 "native_tool_calls": .bool(toolMode == .native), "constrained_output": true, "streaming": true,
-                "tool_mode": .string(toolMode.rawValue), "local": .object(server)]
+                "tool_mode": .string(toolMode.rawValue), "local": .object(server),
+                // One llama-server with --parallel N slots: the kernel queues the rest fairly.
+                "concurrency": .int(Int64(max(1, config.parallel ?? 1)))]
     }
 
     static func register(_ router: inout Router) {

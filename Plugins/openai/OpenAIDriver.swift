@@ -42,7 +42,9 @@ final class OpenAIDriver: LLMOSDriver {
             try driver.client(call).embed(try parseInput(json)).serialized()
         }
         router.addRaw("info") { (driver: OpenAIDriver, json: String, call: CallContext) throws -> String in
-            driver.client(call).info().serialized()
+            var info = driver.client(call).info().objectValue ?? [:]
+            for (key, value) in driver.config.infoExtras() { info[key] = value }
+            return JSONValue.object(info).serialized()
         }
     }
 }

@@ -28,6 +28,10 @@ public struct KernelConfiguration: Sendable {
     public var network: (any NetworkService)?
     public var log: any KernelLogSink
     public var keyValueStore: any KeyValueStore
+    /// Model calls at once per cpu driver, fixed by the operator (`--cpu-slots NAME=N`);
+    /// a driver not named here gets what its `info.concurrency` says, else `defaultCPUSlots`.
+    public var cpuSlots: [String: Int] = [:]
+    public var defaultCPUSlots = 4
     /// The ABI minor manifests are checked against: the header's, except in tests
     /// that play a newer host to reach the "driver older than its manifest" refusal.
     var hostABIMinor = Int(LLMOS_ABI_MINOR)
@@ -51,6 +55,10 @@ public struct KernelConfiguration: Sendable {
 /// come from any number of threads while drivers are loaded and unloaded.
 public final class Kernel: @unchecked Sendable {
     public let configuration: KernelConfiguration
+    /// Shares each cpu driver among the agent processes (a fair queue per driver).
+    public let scheduler: CPUScheduler
+    /// The agent processes of this kernel (`llmos ps`, `llmos kill`).
+    public let processes = ProcessTable()
     var log: any KernelLogSink { configuration.log }
     /// Made on demand (it holds only the kernel): a lazy stored property would race
     /// when two threads make their first system call at once.
@@ -64,6 +72,7 @@ public final class Kernel: @unchecked Sendable {
 
     public init(configuration: KernelConfiguration = KernelConfiguration()) {
         self.configuration = configuration
+        self.scheduler = CPUScheduler(defaultLimit: configuration.defaultCPUSlots, limits: configuration.cpuSlots)
     }
 
     deinit {
@@ -214,7 +223,7 @@ public final class Kernel: @unchecked Sendable {
 
     func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallRef?) throws(LLMOSError) -> CallResult {
         let start = llmos_monotonic_ns()
-        let mediation = Mediation(kernel: self, tool: tool, parent: parent, input: input)
+        let mediation = Mediation(kernel: self, tool: tool, parent: parent, input: input, agent: options.agent ?? parent?.pointee.agent)
         let decision = mediation.authorizeCall()
         do throws(LLMOSError) {
             guard decision.verdict == .allow else {
@@ -311,7 +320,8 @@ public final class Kernel: @unchecked Sendable {
         }
         defer { driver.serialLock?.unlock() }
 
-        var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress, events: options.events)
+        var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress,
+                              events: options.events, agent: options.agent)
         let status = withUnsafeMutablePointer(to: &state) { ref in
             if let isolated = driver.isolated {
                 return isolated.call(ref, operation: tool.spec.name, input: input)

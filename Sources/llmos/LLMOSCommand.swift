@@ -25,7 +25,7 @@ struct LLMOSCommand: ParsableCommand {
           llmos doctor                     what loads, what does not, and why
           llmos models                     the model drivers, and whether the local model is set up
         """,
-        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self, Models.self, Ask.self, RunCommand.self]
+        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self, Models.self, Ask.self, RunCommand.self, PsCommand.self, KillCommand.self]
     )
 }
 
@@ -72,9 +72,13 @@ struct HostOptions: ParsableArguments {
 
     /// A kernel with every driver on the path loaded; driver failures are reported,
     /// not fatal. A policy with an error is: it is never half-applied.
-    func makeKernel(reportFailures: Bool = true) throws -> (Kernel, LoadReport) {
+    /// `baseConfig`: driver configuration under --config (a profile's); `cpuSlots`: the
+    /// scheduler's fixed limits.
+    func makeKernel(reportFailures: Bool = true, baseConfig: [String: JSONValue] = [:],
+                    cpuSlots: [String: Int] = [:]) throws -> (Kernel, LoadReport) {
         var configuration = KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn))
-        configuration.driverConfig = (try? parsedConfig()) ?? [:]
+        configuration.driverConfig = baseConfig.merging((try? parsedConfig()) ?? [:]) { _, flag in flag }
+        configuration.cpuSlots = cpuSlots
         ShellDefaults.applyModel(model, to: &configuration.driverConfig)
         try permissions.configure(&configuration)
         configuration.isolation.forced = Set(isolate)

@@ -21,7 +21,13 @@ final class TerminalAsker: Asker, @unchecked Sendable {
         // One question at a time, even when calls run on several threads.
         lock.lock()
         defer { lock.unlock() }
-        let who = request.driver.isEmpty ? "You (a direct call)" : "Driver \(request.driver)"
+        // An agent's call names the process (and the model) it is made for.
+        let agent = request.agent.map { pid in
+            AgentProcess.lookup(pid).map { "agent process \($0.pid) (\($0.owner), cpu \($0.drivers.cpu))" } ?? "agent process \(pid)"
+        }
+        let who = request.driver.isEmpty
+            ? (agent.map { "The model in \($0)" } ?? "You (a direct call)")
+            : "Driver \(request.driver)" + (agent.map { ", for \($0)," } ?? "")
         let during = request.tool.map { " while running \($0)" } ?? ""
         let what = request.resource.isEmpty ? request.kind.rawValue : "\(request.kind.rawValue) \(request.resource)"
         let via = request.address.map { " (address \($0))" } ?? ""

@@ -34,7 +34,8 @@ struct LLMOS {
     }
 
     @discardableResult
-    func run(_ arguments: [String], in directory: String = LLMOS.repoRoot, stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(_ arguments: [String], in directory: String = LLMOS.repoRoot, stdin: String? = nil,
+             environment extra: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: LLMOS.executable)
         process.arguments = arguments
@@ -44,6 +45,7 @@ struct LLMOS {
         environment["XDG_DATA_HOME"] = nil
         environment["LLMOS_DRIVER_PATH"] = nil
         environment["NO_COLOR"] = "1"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out

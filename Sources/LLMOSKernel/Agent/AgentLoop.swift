@@ -32,8 +32,34 @@ public struct AgentOptions: Sendable {
     public var maxToolResultShare = 0.5
     /// The context length when the cpu driver has no `info`.
     public var defaultContextLength = 4096
+    /// The most of the prompt tool definitions may take; beyond it the model is shown the
+    /// tools most relevant to the task (the rest stay callable).
+    public var toolShare = 0.4
+    /// This many tool calls in a row with nothing new (no call succeeding with a result not
+    /// seen before) is a loop too.
+    public var progressWindow = 8
+    /// true (a conversation, `llmos run`): when a task ends the process is idle, waiting for
+    /// the next one. false (one shot, `llmos ask`): the process is finished with its task.
+    public var keepsProcess = true
+    /// Prices for the cost budget; nil: the cpu driver's `info.pricing`, else free.
+    public var pricing: AgentPricing?
 
     public init() {}
+}
+
+/// What a model's tokens cost, in US dollars per million.
+public struct AgentPricing: Sendable, Equatable {
+    public var inputPerMillion: Double
+    public var outputPerMillion: Double
+
+    public init(inputPerMillion: Double, outputPerMillion: Double) {
+        self.inputPerMillion = inputPerMillion
+        self.outputPerMillion = outputPerMillion
+    }
+
+    public func cost(_ usage: AgentUsage) -> Double {
+        (Double(usage.inputTokens) * inputPerMillion + Double(usage.outputTokens) * outputPerMillion) / 1_000_000
+    }
 }
 
 /// The agent loop: a process's task, run step by step against its cpu driver, with the
@@ -61,6 +87,7 @@ public final class AgentLoop: @unchecked Sendable {
         self.process = process
         self.options = options
         self.observer = observer
+        kernel.processes.add(process)
     }
 
     /// The conversation so far (system prompt not included).
@@ -75,6 +102,7 @@ public final class AgentLoop: @unchecked Sendable {
         var maxOutputTokens: Int?
         var streaming = false
         var canCount = false
+        var pricing: AgentPricing?
     }
 
     /// Runs one task to its end and returns the transcript. Never throws: every failure is
@@ -91,7 +119,12 @@ public final class AgentLoop: @unchecked Sendable {
                                   toolCalls: 0, messages: messages, elapsedNanoseconds: 0)
         }
         defer { lock.withLock { running = false } }
-        var run = AgentRunState(loop: self, task: task)
+        guard let token = process.beginTask() else {
+            return AgentRunResult(pid: process.pid, task: task, answer: nil, stopReason: .cancelled,
+                                  detail: "process \(process.pid) is \(process.state): it runs no more tasks", steps: [], usage: AgentUsage(),
+                                  toolCalls: 0, messages: messages, elapsedNanoseconds: 0)
+        }
+        var run = AgentRunState(loop: self, task: task, token: token)
         return run.execute()
     }
 
@@ -104,6 +137,8 @@ public final class AgentLoop: @unchecked Sendable {
 struct AgentRunState {
     let loop: AgentLoop
     let task: String
+    /// This task's cancellation (Ctrl-C cancels it; the process may go on).
+    let token: CancellationToken
     var kernel: Kernel { loop.kernel }
     var process: AgentProcess { loop.process }
     var options: AgentOptions { loop.options }
@@ -121,6 +156,8 @@ struct AgentRunState {
     var repairNote: String?
     /// Set by the loop detector: the next turn has no tools, and the run stops after it.
     var forcedTool: String?
+    /// Set when that was for a lack of progress rather than one repeated call.
+    var stalledCalls: Int?
     /// The last text the model gave, for stops other than `completed`.
     var lastText: String?
     /// Multiplies token estimates; learned from the driver's counts.
@@ -129,22 +166,40 @@ struct AgentRunState {
     /// The system message sent with every request.
     var system: JSONValue?
     let start: UInt64
+    /// The plan the model gave (a numbered list in its text), once it gave one.
+    var plan: [String] = []
+    var pricing: AgentPricing?
+    /// The process's counters before this task (a conversation's earlier tasks).
+    let baseStats: AgentProcessStats
+    /// This step's time in the cpu driver (complete, count_tokens) and in its queue.
+    var stepCPUNs: UInt64 = 0
+    var stepQueueNs: UInt64 = 0
 
-    init(loop: AgentLoop, task: String) {
+    init(loop: AgentLoop, task: String, token: CancellationToken) {
+        baseStats = loop.process.stats
         self.loop = loop
         self.task = task
+        self.token = token
         history = loop.messages
         history.append(["role": "user", "content": .string(task)])
         taskIndex = history.count - 1
         start = loop.options.clock()
         budget = BudgetTracker(loop.process.budgets, startNs: start)
-        detector = LoopDetector(threshold: loop.options.loopThreshold)
+        detector = LoopDetector(threshold: loop.options.loopThreshold, progressWindow: loop.options.progressWindow)
+    }
+
+    var isCancelled: Bool { token.isCancelled || process.isKilled }
+
+    /// Options for every call of this task: its cancellation, and whose call it is.
+    var callOptions: CallOptions {
+        var options = CallOptions(cancellation: token)
+        options.agent = process.pid
+        return options
     }
 
     // MARK: The loop
 
     mutating func execute() -> AgentRunResult {
-        process.setState(.running)
         let cpu = process.drivers.cpu
         guard let driver = kernel.driver(named: cpu) else {
             let near = NearestNames.suggestion(for: cpu, in: kernel.loadedDrivers.filter { $0.deviceClass == .cpu }.map(\.name))
@@ -155,7 +210,8 @@ struct AgentRunState {
         }
         let info = modelInfo(cpu)
         canCount = info.canCount && options.exactTokenCounts
-        let toolbox = AgentToolbox(kernel: kernel, drivers: process.drivers)
+        pricing = options.pricing ?? info.pricing
+        var toolbox = AgentToolbox(kernel: kernel, drivers: process.drivers)
         let systemText = options.systemPrompt ?? AgentPrompts.system(
             date: options.now(), workspace: options.workspace ?? kernel.configuration.workspace,
             hasTools: !toolbox.names.isEmpty, timeZone: options.timeZone)
@@ -163,9 +219,11 @@ struct AgentRunState {
         self.system = system
         let reserve = options.maxTokensPerTurn
             ?? min(info.maxOutputTokens ?? 4096, 4096, max(16, info.contextLength / 4))
+        // Too many tools to describe them all: the ones relevant to this task.
+        toolbox.offer(for: task, budgetTokens: Int(Double(info.contextLength - reserve) * options.toolShare))
 
         while true {
-            if process.isCancelled { return finish(.cancelled, "cancelled before step \(steps.count + 1)") }
+            if isCancelled { return finish(.cancelled, "cancelled before step \(steps.count + 1)") }
             let stepStart = options.clock()
             var kind: AgentStepKind = forcedTool != nil ? .forcedAnswer : (repairNote != nil ? .repair : .normal)
             let maxTokens = max(1, min(reserve, budget.outputTokensLeft ?? Int.max))
@@ -184,7 +242,14 @@ struct AgentRunState {
                 return finish(limit.reason, "\(limit.what) was reached")
             }
             var lastLimit: BudgetTracker.Limit?
-            if kind != .forcedAnswer, let limit = budget.lastTurn(now: stepStart, nextPromptTokens: estimate) {
+            if kind != .forcedAnswer, process.isTerminating {
+                // SIGTERM: one last turn for the best answer, then the process is over.
+                kind = .final
+                lastLimit = BudgetTracker.Limit(reason: .cancelled, what: "the request to stop (llmos kill)")
+                toolsOff = true
+                note(AgentPrompts.stopRequested(), persistent: true)
+                assembled = assemble(system, limit: promptLimit - toolTokens)
+            } else if kind != .forcedAnswer, let limit = budget.lastTurn(now: stepStart, nextPromptTokens: estimate) {
                 kind = .final
                 lastLimit = limit
                 toolsOff = true
@@ -195,6 +260,7 @@ struct AgentRunState {
             // Count exactly when the driver can, and leave more out until it fits.
             var summary = AgentRequestSummary(promptLimit: promptLimit, maxTokens: maxTokens,
                                               tools: toolbox.specs.count, toolChoice: toolsOff ? "none" : "auto")
+            summary.availableTools = toolbox.names.count
             summary.promptTokens = assembled.tokens + toolTokens
             var attempts = 0
             while canCount {
@@ -242,7 +308,7 @@ struct AgentRunState {
             case .failure(let error):
                 step.error = error
                 budget.recordStep(usage: nil)
-                if error.code == .cancelled || process.isCancelled {
+                if error.code == .cancelled || isCancelled {
                     record(step, stepStart)
                     return finish(.cancelled, "cancelled during step \(step.index): \(error.message)")
                 }
@@ -263,10 +329,17 @@ struct AgentRunState {
                 reply = r
             }
             step.reply = reply
-            budget.recordStep(usage: reply.usage)
-            process.updateStats { $0.steps = budget.steps; $0.inputTokens = budget.usage.inputTokens; $0.outputTokens = budget.usage.outputTokens }
+            budget.recordStep(usage: reply.usage, costUSD: pricing?.cost(reply.usage) ?? 0)
+            publishStats()
             loop.emit(.reply(step: step.index, reply))
-            if let text = reply.content, !text.isEmpty { lastText = text }
+            if let text = reply.content, !text.isEmpty {
+                lastText = text
+                // A numbered list before tool calls is the model's plan: shown once per task.
+                if plan.isEmpty, !reply.toolCalls.isEmpty || steps.isEmpty, let found = AgentPlan.parse(text) {
+                    plan = found
+                    loop.emit(.plan(step: step.index, found))
+                }
+            }
 
             // A turn without tools ends the run, whatever the model did with it.
             if toolsOff || reply.toolCalls.isEmpty {
@@ -276,7 +349,10 @@ struct AgentRunState {
                     step.calls.append(AgentToolCallRecord(call: call, outcome: .skipped, content: "not run: tools were withheld for this turn"))
                 }
                 record(step, stepStart)
-                if let lastLimit { return finish(lastLimit.reason, "\(lastLimit.what) was reached", answer: reply.content ?? lastText) }
+                if let lastLimit {
+                    let detail = lastLimit.reason == .cancelled ? "stopped by \(lastLimit.what) after one last turn" : "\(lastLimit.what) was reached"
+                    return finish(lastLimit.reason, detail, answer: reply.content ?? lastText)
+                }
                 if kind == .forcedAnswer { return finish(.loop, loopDetail(), answer: reply.content ?? lastText) }
                 if reply.finishReason == "error" {
                     return finish(.cpuError, "the backend failed part way through the reply (finish_reason error)", answer: reply.content)
@@ -296,9 +372,9 @@ struct AgentRunState {
             // Calls that reached the kernel count; those the loop refused itself do not.
             let dispatched = step.calls.filter { [.ok, .toolError, .denied, .cancelled].contains($0.outcome) }.count
             budget.recordToolCalls(dispatched)
-            process.updateStats { $0.toolCalls = budget.toolCalls }
+            publishStats()
 
-            if step.calls.contains(where: { $0.outcome == .cancelled }) || process.isCancelled {
+            if step.calls.contains(where: { $0.outcome == .cancelled }) || isCancelled {
                 record(step, stepStart)
                 return finish(.cancelled, "cancelled during the tool calls of step \(step.index)")
             }
@@ -317,7 +393,8 @@ struct AgentRunState {
             }
             malformedBefore = malformed
 
-            switch detector.record(step.calls.filter { $0.outcome != .skipped }.map { ($0.call.name, $0.call.arguments, $0.content) }) {
+            let judged = step.calls.filter { $0.outcome != .skipped }
+            switch detector.record(judged.map { ($0.call.name, $0.call.arguments, $0.content) }, succeeded: judged.map { $0.outcome == .ok }) {
             case .none:
                 break
             case .warn(let name, let count):
@@ -331,12 +408,30 @@ struct AgentRunState {
                 step.notes.append(text)
                 note(text, persistent: true)
                 loop.emit(.note(step: step.index, text))
+            case .noProgress(let calls, let withhold):
+                if withhold { forcedTool = "" ; stalledCalls = calls }
+                let text = withhold ? AgentPrompts.forcedAnswerNoProgress() : AgentPrompts.noProgress(calls: calls)
+                step.notes.append(text)
+                note(text, persistent: true)
+                loop.emit(.note(step: step.index, text))
             }
             record(step, stepStart)
         }
     }
 
     // MARK: Steps
+
+    /// The process's counters: earlier tasks' plus this one's so far.
+    func publishStats() {
+        let base = baseStats, budget = self.budget
+        process.updateStats { s in
+            s.steps = base.steps + budget.steps
+            s.inputTokens = base.inputTokens + budget.usage.inputTokens
+            s.outputTokens = base.outputTokens + budget.usage.outputTokens
+            s.toolCalls = base.toolCalls + budget.toolCalls
+            s.costUSD = base.costUSD + budget.costUSD
+        }
+    }
 
     func assemble(_ system: JSONValue, limit: Int) -> ContextWindow.Assembled {
         var conversation = history
@@ -351,13 +446,20 @@ struct AgentRunState {
     mutating func record(_ step: AgentStep, _ start: UInt64) {
         var step = step
         step.elapsedNanoseconds = options.clock() &- start
+        step.cpuNanoseconds = stepCPUNs
+        step.queueNanoseconds = stepQueueNs
+        stepCPUNs = 0
+        stepQueueNs = 0
         budget.recordDuration(step.elapsedNanoseconds)
         steps.append(step)
         loop.emit(.step(step))
     }
 
     func loopDetail() -> String {
-        "the model kept calling \(forcedTool ?? "a tool") with the same arguments and result: warned, then a turn without tools"
+        if let stalledCalls {
+            return "\(stalledCalls) tool calls in a row brought nothing new: warned, then a turn without tools"
+        }
+        return "the model kept calling \(forcedTool ?? "a tool") with the same arguments and result: warned, then a turn without tools"
     }
 
     func assistantMessage(_ reply: AgentReply, withCalls: Bool) -> JSONValue {
@@ -370,9 +472,14 @@ struct AgentRunState {
         var info = AgentLoop.ModelInfo(contextLength: options.defaultContextLength)
         info.canCount = kernel.hasTool("\(cpu).count_tokens")
         guard kernel.hasTool("\(cpu).info"),
-              let result = try? kernel.call("\(cpu).info", input: JSONValue.object([:]), options: CallOptions(cancellation: process.cancellation)),
+              let result = try? kernel.call("\(cpu).info", input: JSONValue.object([:]), options: callOptions),
               let value = try? JSON.parse(result.output) else { return info }
         if let n = value["context_length"]?.int64Value, n > 0 { info.contextLength = Int(n) }
+        if let n = value["concurrency"]?.int64Value, n > 0 { kernel.scheduler.driverReports(Int(n), for: cpu) }
+        if let prices = value["pricing"], let input = prices["input_per_million_tokens"]?.doubleValue,
+           let output = prices["output_per_million_tokens"]?.doubleValue {
+            info.pricing = AgentPricing(inputPerMillion: input, outputPerMillion: output)
+        }
         if let n = value["max_output_tokens"]?.int64Value, n > 0 { info.maxOutputTokens = Int(n) }
         info.streaming = value["streaming"]?.boolValue ?? false
         return info
@@ -382,18 +489,19 @@ struct AgentRunState {
     mutating func count(_ cpu: String, _ messages: [JSONValue], _ tools: [JSONValue]) -> Int? {
         var input: JSONObject = ["messages": .array(messages)]
         if !tools.isEmpty { input["tools"] = .array(tools) }
-        guard let result = try? kernel.call("\(cpu).count_tokens", input: JSONValue.object(input),
-                                            options: CallOptions(cancellation: process.cancellation)),
-              let n = (try? JSON.parse(result.output))?["tokens"]?.int64Value else {
+        let result = try? kernel.call("\(cpu).count_tokens", input: JSONValue.object(input), options: callOptions)
+        stepCPUNs &+= result?.elapsedNanoseconds ?? 0
+        guard let result, let n = (try? JSON.parse(result.output))?["tokens"]?.int64Value else {
             canCount = false
             return nil
         }
         return Int(n)
     }
 
-    func complete(_ cpu: String, _ input: JSONValue, streaming: Bool, now: UInt64) -> Result<AgentReply, LLMOSError> {
-        var callOptions = CallOptions(cancellation: process.cancellation)
-        callOptions.timeoutMs = budget.wallTimeLeftMs(now: now).map { max(1, $0) }
+    mutating func complete(_ cpu: String, _ input: JSONValue, streaming: Bool, now: UInt64) -> Result<AgentReply, LLMOSError> {
+        var callOptions = self.callOptions
+        let timeLeft = budget.wallTimeLeftMs(now: now)
+        callOptions.timeoutMs = timeLeft.map { max(1, $0) }
         if streaming {
             let loop = self.loop
             callOptions.events = { text in
@@ -402,13 +510,27 @@ struct AgentRunState {
                 loop.emit(.text(delta))
             }
         }
-        let output: String
+        let result: CallResult
+        let process = self.process, token = self.token, kernel = self.kernel
+        // The scheduler's fair queue: wait for one of the driver's slots (shown as waiting).
+        defer { process.setCPUWait(nil) }
+        let queued = options.clock()
+        var granted = queued
         do {
-            output = try kernel.call("\(cpu).complete", input: input, options: callOptions).output
+            result = try kernel.scheduler.withSlot(cpu, pid: process.pid, isCancelled: { token.isCancelled || process.isKilled },
+                                                   deadlineNs: timeLeft.map { now &+ UInt64($0) &* 1_000_000 },
+                                                   ahead: { process.setCPUWait(.cpu(driver: cpu, ahead: $0)) }) { () throws(LLMOSError) -> CallResult in
+                process.setCPUWait(nil)
+                granted = options.clock()
+                return try kernel.call("\(cpu).complete", input: input, options: callOptions)
+            }
         } catch {
+            stepQueueNs &+= (granted == queued ? options.clock() : granted) &- queued
             return .failure(error)
         }
-        return Self.parseReply(output, cpu: cpu)
+        stepQueueNs &+= granted &- queued
+        stepCPUNs &+= result.elapsedNanoseconds
+        return Self.parseReply(result.output, cpu: cpu)
     }
 
     /// The reply, checked against the shape of cpu.schema.json complete_output: anything
@@ -476,7 +598,7 @@ struct AgentRunState {
         }
         let maxResultTokens = max(64, Int(Double(promptLimit) * options.maxToolResultShare))
         let kernel = self.kernel
-        var callOptions = CallOptions(cancellation: process.cancellation)
+        var callOptions = self.callOptions
         callOptions.timeoutMs = budget.wallTimeLeftMs(now: options.clock()).map { max(1, $0) }
         let options = callOptions
         @Sendable func run(_ call: AgentToolCall, _ input: String) -> AgentToolCallRecord {
@@ -511,12 +633,14 @@ struct AgentRunState {
 
     mutating func finish(_ reason: AgentStopReason, _ detail: String, answer: String? = nil) -> AgentRunResult {
         loop.setHistory(history)
-        process.setState(.finished(reason))
-        process.updateStats { $0.steps = budget.steps; $0.inputTokens = budget.usage.inputTokens
-            $0.outputTokens = budget.usage.outputTokens; $0.toolCalls = budget.toolCalls }
-        return AgentRunResult(pid: process.pid, task: task, answer: answer ?? (reason == .completed ? nil : lastText),
-                              stopReason: reason, detail: detail, steps: steps, usage: budget.usage, toolCalls: budget.toolCalls,
-                              messages: (system.map { [$0] } ?? []) + history, elapsedNanoseconds: options.clock() &- start)
+        publishStats()
+        process.endTask(reason, oneShot: !options.keepsProcess)
+        var result = AgentRunResult(pid: process.pid, task: task, answer: answer ?? (reason == .completed ? nil : lastText),
+                                    stopReason: reason, detail: detail, steps: steps, usage: budget.usage, toolCalls: budget.toolCalls,
+                                    messages: (system.map { [$0] } ?? []) + history, elapsedNanoseconds: options.clock() &- start)
+        result.plan = plan
+        result.costUSD = pricing == nil ? nil : budget.costUSD
+        return result
     }
 }
 

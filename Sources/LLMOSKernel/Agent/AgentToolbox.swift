@@ -9,9 +9,11 @@ import LLMOSJSON
 /// only [A-Za-z0-9_-] and decode them again (cpu.schema.json, tool_call.name).
 struct AgentToolbox: Sendable {
     let tools: [ToolInfo]
+    /// Every tool the run may call.
     let names: [String]
-    /// cpu.schema.json tool_spec objects, as `complete` takes them.
-    let specs: [JSONValue]
+    /// cpu.schema.json tool_spec objects, as `complete` takes them: the tools shown to the
+    /// model (all of them, unless `offer(for:budgetTokens:)` chose the relevant ones).
+    private(set) var specs: [JSONValue]
 
     /// Tools of class `tool` drivers whose names match the driver set's globs (a cpu,
     /// memory or storage driver's operations are never offered as tools).
@@ -25,6 +27,16 @@ struct AgentToolbox: Sendable {
     }
 
     func offers(_ name: String) -> Bool { names.contains(name) }
+
+    /// Shows the model only the tools most relevant to `task` when all of them would take
+    /// more than `budgetTokens` (see ToolSelection). Returns whether it narrowed the set.
+    @discardableResult
+    mutating func offer(for task: String, budgetTokens: Int) -> Bool {
+        let chosen = ToolSelection.select(task: task, specs: specs, budgetTokens: budgetTokens)
+        guard chosen.count < specs.count else { return false }
+        specs = chosen.map { specs[$0] }
+        return true
+    }
 
     /// What the model reads for a tool that is not offered: "no tool calc.addd — did you mean
     /// calc.add?", the kernel's words, with suggestions drawn from this run's tools only.

@@ -1,3 +1,4 @@
+import Foundation
 import LLMOSJSON
 
 // What an agent run leaves behind: every step (the request as sent, the model's reply, each
@@ -112,8 +113,10 @@ public struct AgentRequestSummary: Sendable, Equatable {
     public var promptLimit = 0
     /// max_tokens sent.
     public var maxTokens = 0
-    /// Tools offered.
+    /// Tools shown to the model.
     public var tools = 0
+    /// Tools the run may call (more than `tools` when only the relevant ones were shown).
+    public var availableTools = 0
     /// "auto", or "none" when tools were withheld.
     public var toolChoice = "auto"
 
@@ -121,7 +124,7 @@ public struct AgentRequestSummary: Sendable, Equatable {
         ["messages": .int(Int64(messages)), "dropped_messages": .int(Int64(droppedMessages)),
          "truncated_messages": .int(Int64(truncatedMessages)), "prompt_tokens": .int(Int64(promptTokens)),
          "counted": .bool(counted), "prompt_limit": .int(Int64(promptLimit)), "max_tokens": .int(Int64(maxTokens)),
-         "tools": .int(Int64(tools)), "tool_choice": .string(toolChoice)]
+         "tools": .int(Int64(tools)), "available_tools": .int(Int64(availableTools)), "tool_choice": .string(toolChoice)]
     }
 }
 
@@ -151,12 +154,18 @@ public struct AgentStep: Sendable {
     /// What the kernel told the model after this step (a loop warning, a repair request,
     /// a last-turn request), in order.
     public var notes: [String] = []
+    /// The whole step: queue, model, tool calls and the kernel's own work.
     public var elapsedNanoseconds: UInt64 = 0
+    /// Of that, inside the cpu driver (complete, count_tokens), as the kernel timed its calls.
+    public var cpuNanoseconds: UInt64 = 0
+    /// Of that, waiting for a slot of the cpu driver (the scheduler's queue).
+    public var queueNanoseconds: UInt64 = 0
 
     public var json: JSONValue {
         var object: JSONObject = ["index": .int(Int64(index)), "kind": .string(kind.rawValue), "request": request.json,
                                   "reply": reply?.json ?? .null, "calls": .array(calls.map(\.json)),
-                                  "notes": .array(notes.map(JSONValue.string)), "elapsed_ns": .int(Int64(clamping: elapsedNanoseconds))]
+                                  "notes": .array(notes.map(JSONValue.string)), "elapsed_ns": .int(Int64(clamping: elapsedNanoseconds)),
+                                  "cpu_ns": .int(Int64(clamping: cpuNanoseconds)), "queue_ns": .int(Int64(clamping: queueNanoseconds))]
         object["error"] = error?.json ?? .null
         return .object(object)
     }
@@ -179,16 +188,25 @@ public struct AgentRunResult: Sendable {
     /// The conversation as it stands (system prompt first), ready for the next run.
     public var messages: [JSONValue]
     public var elapsedNanoseconds: UInt64
+    /// The model's plan, when it gave one (a numbered list in its text).
+    public var plan: [String] = []
+    /// What the run cost at the cpu driver's prices; nil when it has none.
+    public var costUSD: Double?
 
     /// Every tool call of the run, in order.
     public var allCalls: [AgentToolCallRecord] { steps.flatMap(\.calls) }
 
     /// The form `--json` prints: answer, tool calls, stop reason, usage, the steps.
     public var json: JSONValue {
-        ["pid": .int(Int64(pid)), "task": .string(task), "answer": answer.map(JSONValue.string) ?? .null,
-         "stop_reason": .string(stopReason.rawValue), "detail": .string(detail), "usage": usage.json,
-         "tool_calls": .int(Int64(toolCalls)), "steps": .array(steps.map(\.json)),
-         "elapsed_ns": .int(Int64(clamping: elapsedNanoseconds))]
+        var usage = self.usage.json
+        if let costUSD, case .object(var object) = usage {
+            object["cost_usd"] = .double(costUSD)
+            usage = .object(object)
+        }
+        return ["pid": .int(Int64(pid)), "task": .string(task), "answer": answer.map(JSONValue.string) ?? .null,
+                "stop_reason": .string(stopReason.rawValue), "detail": .string(detail), "usage": usage,
+                "tool_calls": .int(Int64(toolCalls)), "plan": .array(plan.map(JSONValue.string)), "steps": .array(steps.map(\.json)),
+                "elapsed_ns": .int(Int64(clamping: elapsedNanoseconds))]
     }
 }
 
@@ -204,6 +222,42 @@ public enum AgentEvent: Sendable {
     case toolResult(step: Int, AgentToolCallRecord)
     /// Something the kernel told the model (a warning, a repair request, a last-turn request).
     case note(step: Int, String)
+    /// The plan the model gave for the task (a numbered list in its text), once per task.
+    case plan(step: Int, [String])
     /// The step, complete.
     case step(AgentStep)
+}
+
+/// A plan in a model's text: two or more numbered lines ("1. Look up the rate", "2) Convert"),
+/// or markdown checkboxes ("- [ ] ..."). Anything else is not a plan.
+public enum AgentPlan {
+    public static func parse(_ text: String) -> [String]? {
+        var items: [String] = []
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if let item = numbered(line) ?? checkbox(line) {
+                items.append(item)
+            } else if !items.isEmpty && !line.isEmpty && items.count >= 2 {
+                break   // the list ended
+            }
+        }
+        return items.count >= 2 ? items : nil
+    }
+
+    private static func numbered(_ line: String) -> String? {
+        let digits = line.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, digits.count <= 2 else { return nil }
+        let rest = line.dropFirst(digits.count)
+        guard let mark = rest.first, mark == "." || mark == ")" else { return nil }
+        let item = rest.dropFirst().trimmingCharacters(in: .whitespaces)
+        return item.isEmpty ? nil : item
+    }
+
+    private static func checkbox(_ line: String) -> String? {
+        for prefix in ["- [ ] ", "- [x] ", "* [ ] "] where line.hasPrefix(prefix) {
+            let item = line.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
+            return item.isEmpty ? nil : item
+        }
+        return nil
+    }
 }

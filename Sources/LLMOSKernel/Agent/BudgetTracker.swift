@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a run has used of its budgets, and when the next turn must be the last. Pure: the
 /// time is passed in, so tests need no clock.
 ///
@@ -22,6 +24,9 @@ public struct BudgetTracker: Sendable {
     public private(set) var toolCalls = 0
     public private(set) var longestOutput = 0
     public private(set) var longestStepNs: UInt64 = 0
+    /// US dollars spent, and the most one step cost.
+    public private(set) var costUSD = 0.0
+    public private(set) var costliestStep = 0.0
 
     public init(_ budgets: AgentBudgets, startNs: UInt64) {
         self.budgets = budgets
@@ -29,8 +34,10 @@ public struct BudgetTracker: Sendable {
     }
 
     /// A model turn taken (`elapsedNs`: the step's whole time, when known now; see `recordDuration`).
-    public mutating func recordStep(usage: AgentUsage?, elapsedNs: UInt64 = 0) {
+    public mutating func recordStep(usage: AgentUsage?, elapsedNs: UInt64 = 0, costUSD cost: Double = 0) {
         steps += 1
+        costUSD += cost
+        costliestStep = max(costliestStep, cost)
         if let usage {
             self.usage += usage
             longestOutput = max(longestOutput, usage.outputTokens)
@@ -66,6 +73,9 @@ public struct BudgetTracker: Sendable {
         if let left = wallTimeLeftMs(now: now), left == 0 {
             return Limit(reason: .budget, what: "the wall time budget of \(budgets.maxWallTimeMs!) ms")
         }
+        if let max = budgets.maxCostUSD, costUSD >= max {
+            return Limit(reason: .budget, what: "the cost budget of \(Self.dollars(max))")
+        }
         return nil
     }
 
@@ -84,6 +94,14 @@ public struct BudgetTracker: Sendable {
         if let left = wallTimeLeftMs(now: now), UInt64(left) * 1_000_000 < 2 * longestStepNs {
             return Limit(reason: .budget, what: "the wall time budget of \(budgets.maxWallTimeMs!) ms")
         }
+        if let max = budgets.maxCostUSD, max - costUSD < 2 * costliestStep {
+            return Limit(reason: .budget, what: "the cost budget of \(Self.dollars(max))")
+        }
         return nil
+    }
+
+    /// "$0.25", "$0.0042".
+    public static func dollars(_ amount: Double) -> String {
+        amount >= 0.01 || amount == 0 ? "$" + String(format: "%.2f", amount) : "$" + String(format: "%.4f", amount)
     }
 }

@@ -29,6 +29,18 @@ public enum AgentPrompts {
             + "Do not call it again: use that result, try something different, or give your answer."
     }
 
+    static func noProgress(calls: Int) -> String {
+        "Your last \(calls) tool calls brought nothing new. Stop guessing: use what you have, or give your answer."
+    }
+
+    static func forcedAnswerNoProgress() -> String {
+        "Your tool calls bring nothing new. Tools are off now: give your best answer from what you have."
+    }
+
+    static func stopRequested() -> String {
+        "Stop here: you were asked to stop. Give your best final answer now from what you have, without calling tools."
+    }
+
     static func forcedAnswer(tool: String) -> String {
         "You keep repeating \(tool). Tools are off now: give your best answer from what you have."
     }

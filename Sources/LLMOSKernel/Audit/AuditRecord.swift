@@ -16,7 +16,8 @@ public protocol AuditLog: Sendable {
 public struct AuditEntry: Sendable, Hashable {
     /// When the call or check happened (stored with millisecond precision, in UTC).
     public var time: Date
-    /// Who acted: "pid 1234" for now (the host process); later an agent's pid.
+    /// Who acted: "pid 1234" (the host process), or "pid 1234 agent 7" for a call an agent
+    /// process made (see `processLabel`).
     public var process: String
     /// The driver whose code asked ("" for the operator's own top-level call).
     public var driver: String
@@ -59,7 +60,7 @@ public struct AuditEntry: Sendable, Hashable {
     public init(request: AccessRequest, decision: Decision, argsHash: String, outcome: String = "ok",
                 durationNs: Int64 = 0, time: Date = Date(), process: String = AuditEntry.currentProcess) {
         let resource = request.address.map { "\(request.resource) (address \($0))" } ?? request.resource
-        self.init(time: time, process: process, driver: request.driver, tool: request.tool ?? "",
+        self.init(time: time, process: request.agent.map { AuditEntry.processLabel(agent: $0) } ?? process, driver: request.driver, tool: request.tool ?? "",
                   capability: request.kind.rawValue, resource: resource, argsHash: argsHash,
                   decision: decision.verdict, flagged: decision.flagged, rule: decision.rule,
                   outcome: outcome, durationNs: durationNs)
@@ -67,6 +68,9 @@ public struct AuditEntry: Sendable, Hashable {
 
     /// "pid N" for this process.
     public static let currentProcess = "pid \(getpid())"
+
+    /// "pid N agent P": agent process P of this host.
+    public static func processLabel(agent: Int) -> String { "\(currentProcess) agent \(agent)" }
 
     /// SHA-256 (lowercase hex) of the input's UTF-8 bytes. A plain hash lets someone
     /// who can read the log confirm a guess of a low-entropy input (a short password

@@ -39,13 +39,17 @@ public struct AccessRequest: Sendable, Hashable {
     public var driver: String
     /// The tool running when the request was made (`driver.tool`), if any.
     public var tool: String?
+    /// The agent process on whose behalf the call chain runs (its pid), if any: a
+    /// permission prompt names it, and marks it waiting while a person answers.
+    public var agent: Int?
 
-    public init(kind: CapabilityKind, resource: String, address: String? = nil, driver: String, tool: String? = nil) {
+    public init(kind: CapabilityKind, resource: String, address: String? = nil, driver: String, tool: String? = nil, agent: Int? = nil) {
         self.kind = kind
         self.resource = resource
         self.address = address
         self.driver = driver
         self.tool = tool
+        self.agent = agent
     }
 }
 

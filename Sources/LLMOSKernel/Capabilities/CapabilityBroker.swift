@@ -155,8 +155,8 @@ public final class CapabilityBroker: @unchecked Sendable {
     /// running in the caller, for `tools:`-scoped rules; `requested` the caller's
     /// manifest request, when the caller is a driver.
     public func checkToolCall(tool: String, hints: OperationHints, caller: String,
-                              callerTool: String? = nil, requested: CapabilityRequests? = nil) -> Decision {
-        let request = AccessRequest(kind: .toolCall, resource: tool, driver: caller, tool: callerTool)
+                              callerTool: String? = nil, requested: CapabilityRequests? = nil, agent: Int? = nil) -> Decision {
+        let request = AccessRequest(kind: .toolCall, resource: tool, driver: caller, tool: callerTool, agent: agent)
         let decision = evaluateToolCall(tool: tool, hints: hints, caller: caller, callerTool: callerTool, requested: requested)
         return decision.verdict == .ask ? resolveAsk(request, decision) : decision
     }
@@ -208,7 +208,11 @@ public final class CapabilityBroker: @unchecked Sendable {
             return Decision(verdict: .allow, flagged: decision.flagged,
                             rule: "asked: allowed for this session (session grant #\(grant.id); \(decision.rule))")
         }
-        switch asker.ask(request, decision: decision) {
+        // The agent process (if any) shows as waiting for a permission while a person answers.
+        let answer = AgentProcess.lookup(request.agent ?? 0).map { process in
+            process.waiting(.permission("\(request.kind.rawValue) \(request.resource)")) { asker.ask(request, decision: decision) }
+        } ?? asker.ask(request, decision: decision)
+        switch answer {
         case .allowOnce:
             return Decision(verdict: .allow, flagged: decision.flagged, rule: "asked: allowed once (\(decision.rule))")
         case .allowForSession:

@@ -11,12 +11,15 @@ struct Mediation {
     /// The input's SHA-256, for every audit record of this call: computed once, and
     /// only when there is an audit log.
     let argsHash: String
+    /// The agent process the call is made for, if any.
+    let agent: Int?
 
-    init(kernel: Kernel, tool: ToolEntry, parent: CallRef?, input: String) {
+    init(kernel: Kernel, tool: ToolEntry, parent: CallRef?, input: String, agent: Int? = nil) {
         self.kernel = kernel
         self.tool = tool
         self.parent = parent
         self.input = input
+        self.agent = agent
         self.argsHash = kernel.configuration.audit == nil ? "" : AuditEntry.hashArguments(input)
     }
 
@@ -27,7 +30,7 @@ struct Mediation {
     var caller: ToolEntry? { parent?.pointee.tool }
 
     var callRequest: AccessRequest {
-        AccessRequest(kind: .toolCall, resource: tool.qualifiedName, driver: caller?.driver.name ?? "", tool: caller?.qualifiedName)
+        AccessRequest(kind: .toolCall, resource: tool.qualifiedName, driver: caller?.driver.name ?? "", tool: caller?.qualifiedName, agent: agent)
     }
 
     /// tool.call rules decide whether the tool may be called at all; a driver calling a
@@ -35,7 +38,7 @@ struct Mediation {
     func authorizeCall() -> Decision {
         guard caller == nil else {
             return broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: caller!.driver.name,
-                                        callerTool: caller!.qualifiedName, requested: caller!.driver.manifest.capabilities)
+                                        callerTool: caller!.qualifiedName, requested: caller!.driver.manifest.capabilities, agent: agent)
         }
         // The operator's own calls ask the same question every time: reuse the answer
         // while nothing it depends on has changed. An `ask` is never reused (asking is
@@ -44,7 +47,7 @@ struct Mediation {
         if let cached = tool.operatorDecision.withLock({ $0 }), cached.generation == generation { return cached.decision }
         let decision = broker.evaluateToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: "")
         guard decision.verdict != .ask else {
-            return broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: "")
+            return broker.checkToolCall(tool: tool.qualifiedName, hints: tool.spec.hints, caller: "", agent: agent)
         }
         tool.operatorDecision.withLock { $0 = (generation, decision) }
         return decision
@@ -81,7 +84,7 @@ struct Mediation {
 
     /// The request a marked argument makes, on the argument's canonical form.
     func request(for argument: ArgumentCapability, raw: String) throws(LLMOSError) -> AccessRequest {
-        var request = AccessRequest(kind: argument.kind, resource: raw, driver: tool.driver.name, tool: tool.qualifiedName)
+        var request = AccessRequest(kind: argument.kind, resource: raw, driver: tool.driver.name, tool: tool.qualifiedName, agent: agent)
         switch argument.kind {
         case .fsRead, .fsWrite, .exec:
             request.resource = try PathCanonicalizer(workspace: kernel.configuration.workspace).canonicalize(raw).path

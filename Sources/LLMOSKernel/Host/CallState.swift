@@ -23,6 +23,8 @@ struct CallState {
     let token: CancellationToken?
     let progress: (@Sendable (Double, String?) -> Void)?
     let events: (@Sendable (String) -> Void)?
+    /// The agent process the call chain runs for (CallOptions.agent), inherited from the parent.
+    let agent: Int?
 
     var output: String?
     var outputRejectedBytes: Int?
@@ -37,7 +39,7 @@ struct CallState {
     var streams: CallStreams?
 
     init(tool: ToolEntry, parent: CallRef?, deadlineNs: UInt64, token: CancellationToken?,
-         progress: (@Sendable (Double, String?) -> Void)?, events: (@Sendable (String) -> Void)? = nil) {
+         progress: (@Sendable (Double, String?) -> Void)?, events: (@Sendable (String) -> Void)? = nil, agent: Int? = nil) {
         self.tool = tool
         self.parent = parent
         self.depth = (parent?.pointee.depth ?? -1) + 1
@@ -45,6 +47,7 @@ struct CallState {
         self.token = token
         self.progress = progress
         self.events = events
+        self.agent = agent ?? parent?.pointee.agent
     }
 
     /// Whether this call's caller, or any caller up the chain, cancelled it.

@@ -96,6 +96,9 @@ public struct CallOptions: Sendable {
     /// leave it behind (the driver is then marked unhealthy). Costs a thread per
     /// call; an isolated driver is killed instead, so this changes nothing for it.
     public var abandonOnTimeout = false
+    /// The agent process the call is made for (its pid): its audit records say so
+    /// ("pid 4242 agent 7"), and a permission prompt names it. Inherited by nested calls.
+    public var agent: Int?
 
     public init(cancellation: CancellationToken? = nil, progress: (@Sendable (Double, String?) -> Void)? = nil,
                 timeoutMs: Int? = nil, events: (@Sendable (String) -> Void)? = nil) {

@@ -1,6 +1,6 @@
 /// "Did you mean …?" for tool and driver names: the candidates closest to a
 /// misspelled name by edit distance, so a model (or a person) can correct itself.
-enum NearestNames {
+public enum NearestNames {
     /// Up to `limit` candidates within a distance that scales with the name's length,
     /// best first; candidates sharing the typed driver prefix are preferred on ties.
     static func nearest(to name: String, in candidates: some Sequence<String>, limit: Int = 3) -> [String] {
@@ -42,7 +42,7 @@ enum NearestNames {
     }
 
     /// " — did you mean calc.add?" or "" when nothing is close.
-    static func suggestion(for name: String, in candidates: some Sequence<String>) -> String {
+    public static func suggestion(for name: String, in candidates: some Sequence<String>) -> String {
         let near = nearest(to: name, in: candidates)
         switch near.count {
         case 0: return ""

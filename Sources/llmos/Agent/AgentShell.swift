@@ -7,48 +7,118 @@ import LLMOSKernel
 // process they make, and the printer that shows a run as it happens (text on stdout,
 // tool calls and results on stderr, one line each).
 
-/// `--cpu`, `--tools`, `--max-steps`: the driver set and budget of an agent process.
+/// `--cpu`, `--tools`, `--memory`, `--storage`, `--profile`, budgets: the driver set and
+/// limits of an agent process. A flag wins over the profile, the profile over the default.
 struct AgentCommandOptions: ParsableArguments {
+    @Option(name: .customLong("profile"), help: ArgumentHelp("Use the named profile of the config file (${XDG_CONFIG_HOME:-~/.config}/llmos/config.yaml, or $LLMOS_CONFIG_FILE): its cpu, tools, memory, storage, budgets and driver config. Flags given as well win.", valueName: "NAME"))
+    var profile: String?
+
     @Option(name: .customLong("cpu"), help: ArgumentHelp("The cpu driver (the model backend): local, openai, anthropic, scripted, … (default: $LLMOS_CPU, else local). `llmos models` lists them.", valueName: "NAME"))
     var cpu: String?
 
     @Option(name: .customLong("tools"), help: ArgumentHelp("Offer the model only tools matching GLOB, e.g. 'calc.*' or text.count (repeatable; default: every tool).", valueName: "GLOB"))
     var tools: [String] = []
 
+    @Option(name: .customLong("memory"), help: ArgumentHelp("The memory driver that assembles the context window (default: window, the kernel's own: the system prompt and the latest messages that fit).", valueName: "NAME"))
+    var memory: String?
+
+    @Option(name: .customLong("storage"), help: ArgumentHelp("A storage driver to retrieve from each turn (default: none).", valueName: "NAME"))
+    var storage: String?
+
     @Option(name: .customLong("max-steps"), help: ArgumentHelp("At most N model turns per task (default 12).", valueName: "N"))
-    var maxSteps: Int = 12
+    var maxSteps: Int?
+
+    @Option(name: .customLong("max-cost"), help: ArgumentHelp("At most this many US dollars per task, at the cpu driver's prices (a local model costs nothing).", valueName: "USD"))
+    var maxCost: Double?
+
+    @Option(name: .customLong("cpu-slots"), help: ArgumentHelp("Model calls at once on the cpu driver; the agent processes beyond it wait in a fair queue (default: what the driver says, e.g. 1 for local, else 4).", valueName: "N"))
+    var cpuSlots: Int?
 
     func validate() throws {
-        if maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
+        if let maxCost, !(maxCost > 0) { throw ValidationError("--max-cost must be a positive number of dollars, got \(maxCost)") }
+        if let cpuSlots, cpuSlots < 1 { throw ValidationError("--cpu-slots must be at least 1, got \(cpuSlots)") }
     }
 
-    var cpuName: String { cpu.flatMap { $0.isEmpty ? nil : $0 } ?? Models.defaultCPU }
-    var toolGlobs: [String] { tools.isEmpty ? ["*"] : tools }
+    /// The profile, when --profile names one (read once).
+    func loadProfile() throws -> AgentProfile? {
+        guard let profile else { return nil }
+        return try AgentProfile.load(named: profile)
+    }
+
+    /// Everything resolved: flags, then the profile, then defaults.
+    func resolve() throws -> ResolvedAgent {
+        let profile = try loadProfile()
+        let cpuName = cpu.flatMap { $0.isEmpty ? nil : $0 } ?? profile?.cpu ?? Models.defaultCPU
+        return ResolvedAgent(
+            cpu: cpuName, tools: !tools.isEmpty ? tools : (profile?.tools ?? ["*"]),
+            memory: memory ?? profile?.memory ?? AgentDriverSet.builtInMemory, storage: storage ?? profile?.storage,
+            maxSteps: maxSteps ?? profile?.maxSteps ?? 12, maxCostUSD: maxCost ?? profile?.maxCostUSD,
+            cpuSlots: cpuSlots ?? profile?.cpuSlots, driverConfig: profile?.driverConfig ?? [:], profile: profile?.name)
+    }
+}
+
+/// An agent's driver set and budgets, after flags and profile.
+struct ResolvedAgent {
+    var cpu: String
+    var tools: [String]
+    var memory: String
+    var storage: String?
+    var maxSteps: Int
+    var maxCostUSD: Double?
+    var cpuSlots: Int?
+    /// Driver configuration from the profile (--config wins).
+    var driverConfig: [String: JSONValue]
+    var profile: String?
+
+    var cpuName: String { cpu }
+    var toolGlobs: [String] { tools }
+    var driverSet: AgentDriverSet { AgentDriverSet(cpu: cpu, tools: tools, memory: memory, storage: storage) }
 
     func makeProcess(owner: String) -> AgentProcess {
-        AgentProcess(owner: owner, drivers: AgentDriverSet(cpu: cpuName, tools: toolGlobs),
-                     budgets: AgentBudgets(maxSteps: maxSteps))
+        AgentProcess(owner: owner, drivers: driverSet, budgets: AgentBudgets(maxSteps: maxSteps, maxCostUSD: maxCostUSD))
+    }
+
+    /// A kernel for this agent: the host's, with the profile's driver config under --config.
+    func makeKernel(_ host: HostOptions, reportFailures: Bool = true) throws -> Kernel {
+        let (kernel, _) = try host.makeKernel(reportFailures: reportFailures, baseConfig: driverConfig,
+                                              cpuSlots: cpuSlots.map { [cpu: $0] } ?? [:])
+        try check(kernel)
+        return kernel
     }
 
     /// The tools a run offers: those of class `tool` drivers matching --tools.
     func offeredTools(_ kernel: Kernel) -> [ToolInfo] {
         let toolDrivers = Set(kernel.loadedDrivers.filter { $0.deviceClass == .tool }.map(\.name))
-        let set = AgentDriverSet(cpu: cpuName, tools: toolGlobs)
-        return kernel.tools.filter { toolDrivers.contains($0.driver) && set.allows($0.name) }
+        return kernel.tools.filter { toolDrivers.contains($0.driver) && driverSet.allows($0.name) }
     }
 
     /// --tools globs that match no tool leave the model without any: say so.
     func warnIfNoTools(_ kernel: Kernel) {
-        guard !tools.isEmpty, offeredTools(kernel).isEmpty else { return }
+        guard tools != ["*"], offeredTools(kernel).isEmpty else { return }
         Terminal.warn("--tools \(tools.joined(separator: " --tools ")) matches no tool: the model is offered none (`llmos tools` lists them)")
     }
 
-    /// A clear failure when the chosen cpu driver is not loaded, before any run.
-    func checkCPU(_ kernel: Kernel) throws {
+    /// Clear failures, before any run: the cpu driver is not loaded; a memory or storage
+    /// driver that is not there (or of the wrong class).
+    func check(_ kernel: Kernel) throws {
         let cpus = kernel.loadedDrivers.filter { $0.deviceClass == .cpu }.map(\.name)
-        guard cpus.contains(cpuName) else {
+        guard cpus.contains(cpu) else {
             let list = cpus.isEmpty ? "none is loaded" : "loaded: \(cpus.joined(separator: ", "))"
-            throw CommandFailure(message: "no cpu driver named \(cpuName) is loaded (\(list); `llmos models` says more)")
+            throw CommandFailure(message: "no cpu driver named \(cpu) is loaded (\(list); `llmos models` says more)")
+        }
+        if memory != AgentDriverSet.builtInMemory {
+            let memories = kernel.loadedDrivers.filter { $0.deviceClass == .memory }.map(\.name)
+            throw CommandFailure(message: "--memory \(memory): no memory driver of that name is loaded ("
+                                 + (memories.isEmpty ? "none is installed yet; " : "loaded: \(memories.joined(separator: ", ")); ")
+                                 + "the kernel's own is --memory window)")
+        }
+        if let storage {
+            let stores = kernel.loadedDrivers.filter { $0.deviceClass == .storage }.map(\.name)
+            if !stores.contains(storage) {
+                throw CommandFailure(message: "--storage \(storage): no storage driver of that name is loaded ("
+                                     + (stores.isEmpty ? "none is installed yet" : "loaded: \(stores.joined(separator: ", "))") + ")")
+            }
         }
     }
 }
@@ -128,6 +198,9 @@ final class AgentPrinter: @unchecked Sendable {
         case .note(_, let note):
             endLine()
             Out.err("· llmos: \(AgentLines.clip(note, 200))\n")
+        case .plan(_, let items):
+            endLine()
+            Out.err("plan:\n" + items.enumerated().map { "  \($0.offset + 1). \(AgentLines.clip($0.element, 150))\n" }.joined())
         case .step:
             streamedThisStep = false
         }

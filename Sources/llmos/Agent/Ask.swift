@@ -26,11 +26,13 @@ struct Ask: ParsableCommand {
           llmos ask --tools 'calc.*' --max-steps 4 "What is 2^10 - 24?"
           llmos ask --cpu openai "How many words are in 'an operating system'?"
           llmos ask --json "What is 6 * 7?" | jq .answer
+          llmos ask --profile work --max-cost 0.05 "Summarise the README"
           llmos ask --cpu scripted --config 'scripted={"script":"t.jsonl"}' hi
 
         --json prints one JSON object instead: {"answer", "stop_reason", "detail", \
-        "tool_calls": [{"name", "arguments", "outcome", "result" | "error"}], "usage", \
-        "steps", "pid", "elapsed_ms"}. Permission prompts (--ask rules) are asked on the \
+        "tool_calls": [{"name", "arguments", "outcome", "result" | "error"}], "usage" (with \
+        "cost_usd" when the cpu driver has prices), "plan", "steps", "pid", "elapsed_ms"}. \
+        While it runs, `llmos ps` lists it and `llmos kill PID` stops it. Permission prompts (--ask rules) are asked on the \
         terminal, never on standard input or output.
         """)
 
@@ -48,14 +50,18 @@ struct Ask: ParsableCommand {
             let text = task == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
                 .trimmingCharacters(in: .whitespacesAndNewlines) : task
             guard !text.isEmpty else { throw CommandFailure(message: "the task is empty: llmos ask \"What is 6 * 7?\"", exitCode: 64) }
-            let (kernel, _) = try host.makeKernel(reportFailures: !json)
-            try agent.checkCPU(kernel)
+            let agent = try self.agent.resolve()
+            let kernel = try agent.makeKernel(host, reportFailures: !json)
             if !json { agent.warnIfNoTools(kernel) }
+            let control = ControlServer.start(kernel: kernel)
+            defer { control?.stop() }
             let process = agent.makeProcess(owner: "ask")
             let printer = AgentPrinter()
             var observer: (@Sendable (AgentEvent) -> Void)?
             if !json { observer = { event in printer.handle(event) } }
-            let loop = AgentLoop(kernel: kernel, process: process, observer: observer)
+            var options = AgentOptions()
+            options.keepsProcess = false
+            let loop = AgentLoop(kernel: kernel, process: process, options: options, observer: observer)
 
             // Ctrl-C cancels the run (it stops with `cancelled`); a second one exits.
             signal(SIGINT, SIG_IGN)
@@ -90,7 +96,8 @@ struct Ask: ParsableCommand {
          "stop_reason": .string(result.stopReason.rawValue),
          "detail": .string(result.detail),
          "tool_calls": .array(result.allCalls.map(AgentLines.json)),
-         "usage": result.usage.json,
+         "usage": result.json["usage"] ?? result.usage.json,
+         "plan": .array(result.plan.map(JSONValue.string)),
          "steps": .int(Int64(result.steps.count)),
          "pid": .int(Int64(result.pid)),
          "elapsed_ms": .int(Int64(result.elapsedNanoseconds / 1_000_000))]

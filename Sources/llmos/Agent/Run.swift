@@ -14,8 +14,13 @@ struct RunCommand: ParsableCommand {
         discussion: """
         Type a task or a question and press Enter: the answer streams as the model writes \
         it, and each tool call and its result is shown on its own line (on standard error). \
-        The next line continues the same conversation. Ctrl-C cancels the turn that is \
-        running and returns to the prompt; Ctrl-D (end of input) or /quit leaves.
+        A plan the model writes for a task of several steps is shown as one. The next line \
+        continues the same conversation. Ctrl-C cancels the turn that is running and \
+        returns to the prompt (the conversation stays); Ctrl-D (end of input) or /quit leaves.
+
+        Editing: ← → Home End, ↑ ↓ for earlier lines (kept in \
+        ${XDG_STATE_HOME:-~/.local/state}/llmos/history; a line that starts with a space is \
+        not kept), Ctrl-A/E/K/U/W as in a shell, Ctrl-C at the prompt abandons the line.
 
         Commands:
           /help              these commands
@@ -23,6 +28,7 @@ struct RunCommand: ParsableCommand {
           /drivers           the loaded drivers (* the cpu in use)
           /context           how full the context window is, as a meter:
                                [#####---------------] 812/4096 tokens (20%)
+          /ps                this conversation's agent process (llmos ps: all of them)
           /call TOOL JSON    call a tool yourself, without the model:
                                /call calc.add {"a":1,"b":2}
           /reset             forget the conversation
@@ -30,12 +36,14 @@ struct RunCommand: ParsableCommand {
 
         Examples:
           llmos run
+          llmos run --profile work              # a driver set from ~/.config/llmos/config.yaml
           llmos run --cpu openai --tools 'calc.*' --tools text.count
           printf 'What is 6 * 7?\\n/context\\n' | llmos run --cpu scripted \\
             --config 'scripted={"script":"t.jsonl"}'
 
         Standard input need not be a terminal: piped lines are turns and commands, in order \
-        (no prompt is shown). Permission prompts (--ask rules) are asked on the terminal.
+        (no prompt is shown). Permission prompts (--ask rules) are asked on the terminal, \
+        naming the agent process; `llmos ps` shows it waiting for the answer.
         """)
 
     @OptionGroup var host: HostOptions
@@ -43,9 +51,11 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (kernel, _) = try host.makeKernel()
-            try agent.checkCPU(kernel)
+            let agent = try self.agent.resolve()
+            let kernel = try agent.makeKernel(host)
             agent.warnIfNoTools(kernel)
+            let control = ControlServer.start(kernel: kernel)
+            defer { control?.stop() }
             let session = ReplSession(kernel: kernel, agent: agent)
             session.start()
         }
@@ -56,7 +66,7 @@ struct RunCommand: ParsableCommand {
 /// Ctrl-C cancels.
 final class ReplSession: @unchecked Sendable {
     let kernel: Kernel
-    let agent: AgentCommandOptions
+    let agent: ResolvedAgent
     let printer = AgentPrinter()
     let interactive = isatty(STDIN_FILENO) == 1
 
@@ -64,14 +74,16 @@ final class ReplSession: @unchecked Sendable {
     private var loop: AgentLoop
     private var turnRunning = false
 
-    init(kernel: Kernel, agent: AgentCommandOptions) {
+    init(kernel: Kernel, agent: ResolvedAgent) {
         self.kernel = kernel
         self.agent = agent
         loop = Self.makeLoop(kernel: kernel, agent: agent, printer: printer)
     }
 
-    static func makeLoop(kernel: Kernel, agent: AgentCommandOptions, printer: AgentPrinter) -> AgentLoop {
-        AgentLoop(kernel: kernel, process: agent.makeProcess(owner: "repl"), observer: { event in printer.handle(event) })
+    static func makeLoop(kernel: Kernel, agent: ResolvedAgent, printer: AgentPrinter) -> AgentLoop {
+        var options = AgentOptions()
+        options.keepsProcess = true
+        return AgentLoop(kernel: kernel, process: agent.makeProcess(owner: "repl"), options: options, observer: { event in printer.handle(event) })
     }
 
     private var current: AgentLoop { lock.withLock { loop } }
@@ -83,14 +95,24 @@ final class ReplSession: @unchecked Sendable {
         interrupts.resume()
         defer { interrupts.cancel() }
 
+        defer { current.process.exit() }
+        let editor = interactive ? LineEditor() : nil
         if interactive {
-            Out.err("llmos — cpu \(agent.cpuName), \(offeredTools().count) tools. Type a task, /help for commands, Ctrl-D to leave.\n")
+            let profile = agent.profile.map { ", profile \($0)" } ?? ""
+            Out.err("llmos — cpu \(agent.cpuName)\(profile), \(offeredTools().count) tools, process \(current.process.pid). Type a task, /help for commands, Ctrl-D to leave.\n")
         }
         while true {
-            if interactive { Out.write("llmos> ") }
-            guard let line = readLine() else {
-                if interactive { Out.write("\n") }
-                return
+            let line: String
+            if let editor {
+                switch editor.readLine(prompt: "llmos> ") {
+                case .line(let text): line = text
+                case .interrupted: continue
+                case .endOfInput: return
+                }
+                editor.remember(line)
+            } else {
+                guard let text = readLine() else { return }
+                line = text
             }
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
@@ -107,7 +129,7 @@ final class ReplSession: @unchecked Sendable {
         let (running, process) = lock.withLock { (turnRunning, loop.process) }
         if running {
             Out.err("\n^C cancelling the turn\n")
-            process.cancel()
+            process.cancelTurn()
         } else {
             Out.err("\n(Ctrl-D or /quit to leave)\n")
             if interactive { Out.write("llmos> ") }
@@ -124,11 +146,12 @@ final class ReplSession: @unchecked Sendable {
         switch result.stopReason {
         case .completed:
             break
+        case .cancelled where loop.process.state.isFinished:
+            // Killed from outside (llmos kill): the conversation is over.
+            if let answer = result.answer, !answer.isEmpty, !wrote { Out.write(answer + "\n") }
+            Out.err("[process \(loop.process.pid) stopped: \(result.detail); /reset starts a new one]\n")
         case .cancelled:
-            // A process's cancellation cannot be undone: the next turn gets a new process.
-            let next = Self.makeLoop(kernel: kernel, agent: agent, printer: printer)
-            lock.withLock { self.loop = next }
-            Out.err("[cancelled — a new conversation starts (process \(next.process.pid))]\n")
+            Out.err("[cancelled — the conversation goes on]\n")
         default:
             if let answer = result.answer, !answer.isEmpty, !wrote {
                 Out.write(answer + "\n")
@@ -154,8 +177,18 @@ final class ReplSession: @unchecked Sendable {
         case "/drivers":
             drivers()
         case "/reset":
-            current.reset()
-            Out.write("conversation forgotten\n")
+            if current.process.state.isFinished {
+                let next = Self.makeLoop(kernel: kernel, agent: agent, printer: printer)
+                lock.withLock { self.loop = next }
+                Out.write("a new conversation (process \(next.process.pid))\n")
+            } else {
+                current.reset()
+                Out.write("conversation forgotten\n")
+            }
+        case "/ps":
+            let p = current.process, s = p.stats
+            Out.write("process \(p.pid) \(p.state) · \(p.drivers.summary) · \(s.tasks) tasks, \(s.steps) steps, "
+                      + "\(s.inputTokens)/\(s.outputTokens) tokens in/out, \(s.toolCalls) tool calls\n")
         case "/context":
             Out.write(context() + "\n")
         case "/call":
@@ -171,6 +204,7 @@ final class ReplSession: @unchecked Sendable {
       /tools              the tools the model is offered
       /drivers            the loaded drivers (* the cpu in use)
       /context            how full the context window is
+      /ps                 this conversation's process (llmos ps: every host's)
       /call TOOL JSON     call a tool without the model, e.g. /call calc.add {"a":1,"b":2}
       /reset              forget the conversation
       /quit               leave (also Ctrl-D)
@@ -220,17 +254,20 @@ final class ReplSession: @unchecked Sendable {
     /// "[#####---------------] 812/8192 tokens (10%) · 3 messages · 12 tools · counted by scripted"
     func context() -> String {
         let cpu = agent.cpuName
-        let tools = offeredTools()
-        let specs: [JSONValue] = tools.map { ["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema] }
         let history = current.messages
-        let system: JSONValue = ["role": "system", "content": .string(AgentPrompts.system(
-            date: Date(), workspace: kernel.configuration.workspace, hasTools: !specs.isEmpty))]
         var contextLength = 4096
         if kernel.hasTool("\(cpu).info"),
            let out = try? kernel.call("\(cpu).info", input: "{}", options: CallOptions(timeoutMs: 5000)).output,
            let n = (try? JSON.parse(out))?["context_length"]?.int64Value, n > 0 {
             contextLength = Int(n)
         }
+        // As the loop does: with too many tools, those relevant to the last task.
+        var specs: [JSONValue] = offeredTools().map { ["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema] }
+        let lastTask = history.last { $0["role"]?.stringValue == "user" }?["content"]?.stringValue ?? ""
+        specs = ToolSelection.select(task: lastTask, specs: specs, budgetTokens: Int(Double(contextLength - contextLength / 4) * 0.4)).map { specs[$0] }
+        let tools = specs
+        let system: JSONValue = ["role": "system", "content": .string(AgentPrompts.system(
+            date: Date(), workspace: kernel.configuration.workspace, hasTools: !specs.isEmpty))]
         var used = ([system] + history).reduce(0) { $0 + ContextWindow.estimate(message: $1) } + ContextWindow.estimate(tools: specs)
         var how = "estimated"
         if kernel.hasTool("\(cpu).count_tokens") {
