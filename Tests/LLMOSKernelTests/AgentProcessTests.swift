@@ -22,6 +22,13 @@ private func monotonicNow() -> UInt64 {
     return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
+private final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [CPUScheduler.Event] = []
+    func add(_ e: CPUScheduler.Event) { lock.lock(); events.append(e); lock.unlock() }
+    var all: [CPUScheduler.Event] { lock.lock(); defer { lock.unlock() }; return events }
+}
+
 /// Waits (polling, no wall-clock assertion) until `condition` holds; fails the test after ~20 s.
 private func eventually(_ what: String, _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) {
     for _ in 0..<4000 {
@@ -102,7 +109,8 @@ private func eventually(_ what: String, _ condition: () -> Bool, sourceLocation:
         // 8 processes, each 4 model turns on a cpu with one slot and a 10 ms turn.
         let bench = try AgentBench([["delay_ms": 10, "tool_calls": [["name": "calc.add", "arguments": ["a": 1, "b": 2]]]]], onEnd: "loop")
         bench.kernel.scheduler.setLimit(1, for: "scripted")
-        let finished = GrantLog()
+        let queueEvents = EventLog()
+        bench.kernel.scheduler.observe { queueEvents.add($0) }
         let loops = (0..<8).map { _ in
             bench.loop(budgets: AgentBudgets(maxSteps: 4), configure: { $0.loopThreshold = 10 }, observer: nil)
         }
@@ -120,9 +128,7 @@ private func eventually(_ what: String, _ condition: () -> Bool, sourceLocation:
         for loop in loops {
             group.enter()
             Thread.detachNewThread {
-                let result = AgentLoop(kernel: bench.kernel, process: loop.process, options: loop.options, observer: { event in
-                    if case .step(let step) = event { finished.add("\(loop.process.pid):\(step.index)") }
-                }).run(task: "Add 1 and 2, again and again.")
+                let result = loop.run(task: "Add 1 and 2, again and again.")
                 results.withLock { $0[loop.process.pid] = result }
                 group.leave()
             }
@@ -142,13 +148,20 @@ private func eventually(_ what: String, _ condition: () -> Bool, sourceLocation:
         let all = results.withLock { $0 }
         #expect(all.count == 8)
         #expect(all.values.allSatisfy { $0.stopReason == .maxSteps && $0.steps.count == 4 })
-        // Round robin: every process finished step k before any finished step k + 2.
-        let order = finished.all
-        for k in 1...2 {
-            let lastK = order.lastIndex { $0.hasSuffix(":\(k)") }!
-            let firstK2 = order.firstIndex { $0.hasSuffix(":\(k + 2)") }!
-            #expect(lastK < firstK2, "step \(k) of some process came after step \(k + 2) of another: \(order)")
+        // Round robin by process: while a process waited, no other process got two turns.
+        let events = queueEvents.all
+        var waitingSince: [Int: Int] = [:]
+        for (i, event) in events.enumerated() {
+            switch event {
+            case .queued(_, let pid): waitingSince[pid] = i
+            case .granted(_, let pid):
+                guard let since = waitingSince.removeValue(forKey: pid) else { continue }
+                var turns: [Int: Int] = [:]
+                for case .granted(_, let other) in events[since..<i] { turns[other, default: 0] += 1 }
+                #expect(turns.values.allSatisfy { $0 <= 1 }, "while \(pid) waited: \(turns)")
+            }
         }
+        #expect(events.filter { if case .granted = $0 { return true } else { return false } }.count == 8 * 4 + 1)
         let served = bench.kernel.scheduler.snapshot("scripted").served
         for loop in loops { #expect(served[loop.process.pid] == 4) }
     }

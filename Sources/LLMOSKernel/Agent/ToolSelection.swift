@@ -1,3 +1,4 @@
+import Foundation
 import LLMOSJSON
 
 /// When the definitions of every tool a run may use do not fit their share of the prompt
@@ -8,7 +9,8 @@ import LLMOSJSON
 /// from all of them. (Issue 7's memory drivers may replace this with retrieval.)
 public enum ToolSelection {
     /// Lowercased words of three letters or more, cut to their first five letters (a crude
-    /// stem: "divided" and "divide" meet), numbers, and the arithmetic symbols.
+    /// stem: "divided" and "divide" meet), numbers, and arithmetic operators — a symbol with
+    /// no other symbol beside it ("a * b", "6*7"), so that a glob's "**/*.md" is not one.
     static func terms(_ text: String) -> Set<String> {
         var result = Set<String>()
         var word = ""
@@ -16,13 +18,17 @@ public enum ToolSelection {
             if word.count >= 3 || (!word.isEmpty && word.allSatisfy(\.isNumber)) { result.insert(String(word.prefix(5))) }
             word = ""
         }
-        for character in text.lowercased() {
+        let characters = Array(text.lowercased())
+        let symbols: Set<Character> = ["*", "+", "-", "/", "^", "%", ".", "="]
+        for (i, character) in characters.enumerated() {
             if character.isLetter || character.isNumber {
                 word.append(character)
-            } else {
-                flush()
-                if "*+-/^%".contains(character) { result.insert(String(character)) }
+                continue
             }
+            flush()
+            guard "*+-/^%".contains(character) else { continue }
+            let before = i > 0 ? characters[i - 1] : " ", after = i + 1 < characters.count ? characters[i + 1] : " "
+            if !symbols.contains(before) && !symbols.contains(after) { result.insert(String(character)) }
         }
         flush()
         return result.subtracting(stopWords)
@@ -37,10 +43,22 @@ public enum ToolSelection {
         let costs = specs.map { ContextWindow.estimate($0.serialized()) }
         if 8 + costs.reduce(0, +) <= budgetTokens { return Array(specs.indices) }
         let wanted = terms(task)
-        let scores: [Int] = specs.map { spec in
-            let name = terms((spec["name"]?.stringValue ?? "").replacingOccurrences(of: ".", with: " ").replacingOccurrences(of: "_", with: " "))
-            let description = terms(spec["description"]?.stringValue ?? "")
-            return 3 * wanted.intersection(name).count + wanted.intersection(description).count
+        let toolTerms: [(name: Set<String>, description: Set<String>)] = specs.map { spec in
+            (terms((spec["name"]?.stringValue ?? "").replacingOccurrences(of: ".", with: " ").replacingOccurrences(of: "_", with: " ")),
+             terms(spec["description"]?.stringValue ?? ""))
+        }
+        // A term many tools share says little about any of them (inverse document frequency).
+        var frequency: [String: Int] = [:]
+        for tool in toolTerms { for term in tool.name.union(tool.description) where wanted.contains(term) { frequency[term, default: 0] += 1 } }
+        func weight(_ term: String) -> Double { log(Double(specs.count + 1) / Double(frequency[term] ?? 1)) }
+        // A match in a short description counts for more than one in a long one (as BM25's
+        // length normalisation): "Multiply two numbers (a * b)" is about "*", a formula
+        // that happens to contain one is not.
+        let scores: [Double] = toolTerms.map { tool in
+            let length = sqrt(Double(max(4, tool.description.count)))
+            return wanted.reduce(0) { sum, term in
+                sum + (tool.name.contains(term) ? 3 * weight(term) : 0) + (tool.description.contains(term) ? 2 * weight(term) / length : 0)
+            }
         }
         let ranked = specs.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
         var chosen: [Int] = []

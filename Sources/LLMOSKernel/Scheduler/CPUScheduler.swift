@@ -19,6 +19,18 @@ public final class CPUScheduler: @unchecked Sendable {
     /// Set by the operator: not overridden by what a driver reports.
     private var operatorLimits: [String: Int]
     private var nextTicket = 0
+    private var observer: (@Sendable (Event) -> Void)?
+
+    /// What the queue did, in order: for tests and tracing.
+    public enum Event: Sendable, Equatable {
+        /// A call of `pid` joined the driver's queue.
+        case queued(driver: String, pid: Int)
+        /// A call of `pid` was given a slot (at once, or from the queue).
+        case granted(driver: String, pid: Int)
+    }
+
+    /// Receives every event, in order, while the scheduler's lock is held: keep it short.
+    public func observe(_ body: @escaping @Sendable (Event) -> Void) { condition.withLock { observer = body } }
 
     private final class Queue {
         var limit: Int
@@ -105,12 +117,14 @@ public final class CPUScheduler: @unchecked Sendable {
         if q.order.isEmpty && q.running < q.limit {
             q.running += 1
             q.served[pid, default: 0] += 1
+            observer?(.granted(driver: driver, pid: pid))
             return
         }
         let ticket = nextTicket
         nextTicket += 1
         q.waiting[pid, default: []].append(ticket)
         if !q.order.contains(pid) { q.order.append(pid) }
+        observer?(.queued(driver: driver, pid: pid))
         var told = -1
         while true {
             let queue = self.queue(driver)
@@ -176,6 +190,7 @@ public final class CPUScheduler: @unchecked Sendable {
             q.granted.insert(ticket)
             q.running += 1
             q.served[pid, default: 0] += 1
+            observer?(.granted(driver: driver, pid: pid))
         }
     }
 
