@@ -9,6 +9,19 @@ import LLMOSNet
 struct AgentBenchmark {
     var markdown: String
 
+    /// Replaces (or appends) the agent section of the markdown file.
+    func write(into target: String) {
+        let begin = "<!-- llmos-bench:agent:begin -->", end = "<!-- llmos-bench:agent:end -->"
+        let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(markdown)\n\(end)"
+        var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? "# Benchmarks\n\n"
+        if let a = text.range(of: begin), let b = text.range(of: end) {
+            text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
+        } else {
+            text += "\n## Agent processes: a step's kernel cost, and the scheduler under 100 processes\n\n\(block)\n"
+        }
+        try! text.write(toFile: target, atomically: true, encoding: .utf8)
+    }
+
     static func percentile(_ sorted: [Double], _ p: Double) -> Double {
         sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
@@ -128,13 +141,25 @@ struct AgentBenchmark {
                                                                 budgets: AgentBudgets(maxSteps: steps)), options: options).run(task: "scenario:tool warm up")
             let results = LockedResults()
             let runOptions = options
-            let start = nowNs()
-            DispatchQueue.concurrentPerform(iterations: processes) { i in
-                let process = AgentProcess(owner: "bench", drivers: AgentDriverSet(cpu: "openai", tools: ["calc.*"]), budgets: AgentBudgets(maxSteps: steps))
-                let result = AgentLoop(kernel: kernel, process: process, options: runOptions).run(task: "scenario:tool process \(i)")
-                results.add(result, at: nowNs() - start)
+            // One thread per process (concurrentPerform would run only as many as there are
+            // cores), all released at once.
+            let gate = DispatchSemaphore(value: 0), group = DispatchGroup()
+            let startBox = LockedStart()
+            for i in 0..<processes {
+                group.enter()
+                Thread.detachNewThread {
+                    gate.wait()
+                    let process = AgentProcess(owner: "bench", drivers: AgentDriverSet(cpu: "openai", tools: ["calc.*"]), budgets: AgentBudgets(maxSteps: steps))
+                    let result = AgentLoop(kernel: kernel, process: process, options: runOptions).run(task: "scenario:tool process \(i)")
+                    results.add(result, at: nowNs() - startBox.start)
+                    group.leave()
+                }
             }
-            let wall = Double(nowNs() - start)
+            usleep(200_000)   // let every thread reach the gate
+            startBox.start = nowNs()
+            for _ in 0..<processes { gate.signal() }
+            group.wait()
+            let wall = Double(nowNs() - startBox.start)
             let all = results.all
             let completedSteps = all.reduce(0) { $0 + $1.result.steps.count }
             let waits = all.flatMap { $0.result.steps.map { Double($0.queueNanoseconds) } }.sorted()
@@ -146,12 +171,21 @@ struct AgentBenchmark {
         | cpu slots | processes that ran all \(steps) steps | model calls | wall time | calls/s | queue wait p50 | queue wait p99 | processes finished between |
         |---:|---:|---:|---:|---:|---:|---:|---|
         \(rows)
-        - \(processes) agent processes at once, each \(steps) model turns (two tool calls and a last turn) through the openai driver to \
+        - \(processes) agent processes at once (a thread each, released together), each \(steps) model turns (two tool calls and a last turn) through the openai driver to \
         a local fake model server (Tests/Fixtures/models/server.py: Python's ThreadingHTTPServer, ~1 ms a reply) and calc, on \(ProcessInfo.processInfo.activeProcessorCount) cores. \
         With 1 slot every model call waits its turn round-robin; more slots let the server's own concurrency show. \
         No process starves: every one ran all its steps, and the last finished within the spread shown.
 
         """
+    }
+}
+
+private final class LockedStart: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: UInt64 = 0
+    var start: UInt64 {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
     }
 }
 

@@ -67,7 +67,9 @@ if let i = arguments.firstIndex(of: "--calls"), i + 1 < arguments.count, let n =
 
 // `llmos-bench --agent`: only the agent benchmarks (Agent.swift).
 if arguments.contains("--agent") {
-    print(AgentBenchmark.run(buildDir: buildDir, repo: repo).markdown)
+    let agent = AgentBenchmark.run(buildDir: buildDir, repo: repo)
+    print(agent.markdown)
+    if let target = markdownTarget { agent.write(into: target) }
     exit(0)
 }
 
@@ -311,13 +313,7 @@ if let target = markdownTarget {
     } else {
         text += "\n## Isolation: an isolated driver's round trip, next to in-process and MCP stdio\n\n\(isoBlock)\n"
     }
-    let agentBegin = "<!-- llmos-bench:agent:begin -->", agentEnd = "<!-- llmos-bench:agent:end -->"
-    let agentBlock = "\(agentBegin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(agentBench.markdown)\n\(agentEnd)"
-    if let a = text.range(of: agentBegin), let b = text.range(of: agentEnd) {
-        text.replaceSubrange(a.lowerBound..<b.upperBound, with: agentBlock)
-    } else {
-        text += "\n## Agent processes: a step's kernel cost, and the scheduler under 100 processes\n\n\(agentBlock)\n"
-    }
     try! text.write(toFile: target, atomically: true, encoding: .utf8)
+    agentBench.write(into: target)
     print("wrote \(target)")
 }

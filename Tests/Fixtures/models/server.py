@@ -46,6 +46,9 @@ TEXT = "Hello from the fake model."
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # 100 clients connecting at once (the scheduler benchmark) overflow the default backlog
+    # of 5, and the kernel then drops SYNs that are retried only after a second.
+    request_queue_size = 256
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
