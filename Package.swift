@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "llmos_python", type: .dynamic, targets: ["PythonDriver"]),
         .library(name: "llmos_web", type: .dynamic, targets: ["WebDriver"]),
         .library(name: "llmos_mail", type: .dynamic, targets: ["MailDriver"]),
+        .library(name: "llmos_sqlite", type: .dynamic, targets: ["SQLiteStorageDriver"]),
         // The sandboxed helper process that `isolation: process` drivers run in.
         .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
@@ -59,10 +60,12 @@ let package = Package(
         ),
         // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
         .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),
+        // The MCP server over the host's tools (llmos serve --mcp): a shell, on the kernel's Swift API only.
+        .target(name: "LLMOSServe", dependencies: ["LLMOSKernel", "LLMOSJSON"]),
         // Layer 5: the command-line shell.
         .executableTarget(
             name: "llmos",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", "LLMOSServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The Swift SDK for driver authors.
         .target(name: "LLMOSDriverSDK", dependencies: ["CLLMOS"], path: "sdk/swift"),
@@ -93,6 +96,10 @@ let package = Package(
         .target(name: "PythonDriver", dependencies: ["CLLMOS"], path: "Plugins/python", exclude: ["README.md"], publicHeadersPath: "."),
         .target(name: "WebDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/web", exclude: ["README.md"]),
         .target(name: "MailDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/mail", exclude: ["README.md"]),
+        // Storage (issue 7): the sqlite driver, on the system SQLite (CSQLite), never the kernel.
+        // Optimised even in debug builds: its vector scan is a SIMD loop that -Onone makes ~20x slower.
+        .target(name: "SQLiteStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "CSQLite"], path: "Plugins/storage-sqlite", exclude: ["README.md"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
         // Benchmarks (make bench).
         .executableTarget(
             name: "llmos-model-bench",
