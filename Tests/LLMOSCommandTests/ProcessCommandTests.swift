@@ -155,9 +155,13 @@ import Testing
         #expect(memory.status == 1)
         #expect(memory.stderr.contains("--memory paged: no memory driver of that name is loaded"), "\(memory.stderr)")
         #expect(memory.stderr.contains("--memory window"))
-        let storage = try llmos.run(["ask", "--cpu", "scripted", "--storage", "sqlite", "hi"])
+        let storage = try llmos.run(["ask", "--cpu", "scripted", "--storage", "nosuch", "hi"])
         #expect(storage.status == 1)
-        #expect(storage.stderr.contains("--storage sqlite: no storage driver of that name is loaded"), "\(storage.stderr)")
+        #expect(storage.stderr.contains("--storage nosuch: no storage driver of that name is loaded (loaded: sqlite)"), "\(storage.stderr)")
+        // A real storage driver is refused too, rather than accepted and not used.
+        let sqlite = try llmos.run(["ask", "--cpu", "scripted", "--storage", "sqlite", "hi"])
+        #expect(sqlite.status == 1)
+        #expect(sqlite.stderr.contains("retrieval from storage in the agent loop is not built yet"), "\(sqlite.stderr)")
     }
 
     @Test func theLineEditorEditsAndRemembers() throws {

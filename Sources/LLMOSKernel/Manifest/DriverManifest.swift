@@ -93,7 +93,7 @@ public struct DeviceClass: RawRepresentable, Hashable, Sendable, CustomStringCon
         switch self {
         case .cpu: return ["complete", "count_tokens", "embed", "info"]
         case .memory: return ["append", "assemble", "evict", "recall", "stats"]
-        case .storage: return ["put", "search", "get", "delete", "collections", "stats"]
+        case .storage: return ["put", "search", "get", "delete", "collections", "create_collection", "drop_collection", "stats"]
         default: return []
         }
     }

@@ -119,6 +119,9 @@ struct ResolvedAgent {
                 throw CommandFailure(message: "--storage \(storage): no storage driver of that name is loaded ("
                                      + (stores.isEmpty ? "none is installed yet" : "loaded: \(stores.joined(separator: ", "))") + ")")
             }
+            // Refused rather than accepted and ignored: the loop does not retrieve yet.
+            throw CommandFailure(message: "--storage \(storage): retrieval from storage in the agent loop is not built yet; "
+                                 + "search it directly with llmos call \(storage).search '{\"collection\": \"C\", \"query\": \"...\"}' (docs/STORAGE.md)")
         }
     }
 }

@@ -1,0 +1,373 @@
+// The operations of the storage contract (sdk/schemas/classes/storage.schema.json).
+// The kernel has validated each input against the manifest's schema before it gets
+// here; the checks below are for what a schema cannot say (dimensions agreeing with
+// the collection, zero vectors) and a second line for anything it let through.
+import CSQLite
+import LLMOSDriverSDK
+import LLMOSJSON
+
+/// A collection row.
+struct StoredCollection {
+    var id: Int64
+    var name: String
+    var dimensions: Int?
+    var model: String?
+}
+
+/// A document of a put, checked and encoded.
+private struct IncomingDocument {
+    var id: String
+    var text: String
+    var metadataJSON: String
+    var vector: [Float]?
+    var field: String
+}
+
+extension StoreState {
+    static let maxDocumentsPerPut = 10_000
+    /// How many candidates each list contributes to a hybrid ranking, at least.
+    static let hybridCandidates = 50
+
+    // MARK: Collections
+
+    func collection(named name: String, _ db: Database) throws(DriverError) -> StoredCollection? {
+        try db.query("SELECT id, name, dimensions, model FROM collections WHERE name = ?", [.text(name)]) { row in
+            StoredCollection(id: row.int64(0), name: row.text(1), dimensions: row.isNull(2) ? nil : Int(row.int64(2)), model: row.isNull(3) ? nil : row.text(3))
+        }.first
+    }
+
+    /// The collection, or not_found naming the ones there are.
+    func existingCollection(_ input: JSONValue, _ db: Database) throws(DriverError) -> StoredCollection {
+        let name = try collectionName(input)
+        if let found = try collection(named: name, db) { return found }
+        let names = try db.query("SELECT name FROM collections ORDER BY name LIMIT 21") { $0.text(0) }
+        let known = names.isEmpty ? "there are no collections yet (put creates one)"
+            : "collections: \(names.prefix(20).joined(separator: ", "))\(names.count > 20 ? ", ..." : "")"
+        throw .notFound("collection: no collection \"\(name)\" in \(db.path); \(known)")
+    }
+
+    func collectionName(_ input: JSONValue) throws(DriverError) -> String {
+        guard let name = input["collection"]?.stringValue else {
+            throw .invalidArgument("collection: missing; expected the collection's name, e.g. \"docs\"")
+        }
+        guard Self.isValidCollectionName(name) else {
+            throw .invalidArgument("collection: \"\(name.prefix(140))\" is not a collection name: letters, digits, _, . and -, starting with a letter or digit, at most 128 characters")
+        }
+        return name
+    }
+
+    static func isValidCollectionName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...128).contains(bytes.count) else { return false }
+        func alnum(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) }
+        return alnum(bytes[0]) && bytes.allSatisfy { alnum($0) || $0 == 0x5f || $0 == 0x2e || $0 == 0x2d }
+    }
+
+    @discardableResult
+    private func ensureCollection(_ name: String, dimensions: Int?, metadata: String = "{}", _ db: Database) throws(DriverError) -> (StoredCollection, created: Bool) {
+        if let found = try collection(named: name, db) { return (found, false) }
+        try db.run("INSERT INTO collections(name, dimensions, metadata) VALUES (?, ?, ?)",
+                   [.text(name), dimensions.map { .integer(Int64($0)) } ?? .null, .text(metadata)])
+        return (StoredCollection(id: db.lastInsertRowID, name: name, dimensions: dimensions, model: nil), true)
+    }
+
+    func collections(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        let db = try open(call)
+        let rows = try db.query("""
+            SELECT c.name, c.dimensions, (SELECT count(*) FROM documents d WHERE d.collection = c.id), c.model, c.metadata, c.created
+            FROM collections c ORDER BY c.name
+            """) { row -> JSONValue in
+            var object: JSONObject = ["name": .string(row.text(0)), "documents": .int(row.int64(2)),
+                                      "dimensions": row.isNull(1) ? .null : .int(row.int64(1)), "created": .string(row.text(5))]
+            if !row.isNull(3) { object["model"] = .string(row.text(3)) }
+            if let metadata = try? JSON.parse(row.text(4)), metadata.objectValue?.isEmpty == false { object["metadata"] = metadata }
+            return .object(object)
+        }
+        return .object(["collections": .array(rows)])
+    }
+
+    func createCollection(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        let name = try collectionName(input)
+        var dimensions: Int?
+        if let given = input["dimensions"], !given.isNull {
+            guard let n = given.int64Value, (1...65_536).contains(n) else {
+                throw .invalidArgument("dimensions: expected an integer from 1 to 65536 (the length of the collection's vectors, e.g. 384)")
+            }
+            dimensions = Int(n)
+        }
+        let metadata = try canonicalMetadata(input["metadata"], field: "metadata")
+        let db = try open(call)
+        return try db.transaction { () throws(DriverError) -> JSONValue in
+            let (found, created) = try ensureCollection(name, dimensions: dimensions, metadata: metadata, db)
+            if !created, let dimensions, let existing = found.dimensions, existing != dimensions {
+                throw .invalidArgument("dimensions: the collection \(name) already exists with \(existing) dimensions, not \(dimensions); drop it first, or use another name")
+            }
+            if !created, let dimensions, found.dimensions == nil {
+                let vectors = try db.query("SELECT count(*) FROM documents WHERE collection = ? AND vector IS NOT NULL", [.integer(found.id)]) { $0.int64(0) }.first ?? 0
+                if vectors == 0 { try db.run("UPDATE collections SET dimensions = ? WHERE id = ?", [.integer(Int64(dimensions)), .integer(found.id)]) }
+            }
+            let now = try collection(named: name, db)
+            return .object(["collection": .string(name), "created": .bool(created), "dimensions": now?.dimensions.map { JSONValue.int(Int64($0)) } ?? JSONValue.null])
+        }
+    }
+
+    func dropCollection(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        let db = try open(call)
+        return try db.transaction { () throws(DriverError) -> JSONValue in
+            let found = try existingCollection(input, db)
+            let count = try db.query("SELECT count(*) FROM documents WHERE collection = ?", [.integer(found.id)]) { $0.int64(0) }.first ?? 0
+            // Documents go through their delete trigger (the text index) by the cascade.
+            try db.run("DELETE FROM collections WHERE id = ?", [.integer(found.id)])
+            return .object(["collection": .string(found.name), "dropped": true, "documents": .int(count)])
+        }
+    }
+
+    // MARK: put
+
+    func put(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        let name = try collectionName(input)
+        guard let items = input["documents"]?.arrayValue, !items.isEmpty else {
+            throw .invalidArgument("documents: expected a non-empty list of documents, each {\"text\": ..., \"id\"?, \"metadata\"?, \"vector\"?}")
+        }
+        guard items.count <= Self.maxDocumentsPerPut else {
+            throw .invalidArgument("documents: at most \(Self.maxDocumentsPerPut) documents in one put, got \(items.count); split the batch (each put is one transaction)")
+        }
+        var documents: [IncomingDocument] = []
+        documents.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            let field = "documents[\(i)]"
+            guard let text = item["text"]?.stringValue else { throw .invalidArgument("\(field).text: missing; every document needs its text") }
+            var id: String
+            if let given = item["id"], !given.isNull {
+                guard let s = given.stringValue, (1...512).contains(s.utf8.count) else {
+                    throw .invalidArgument("\(field).id: expected a string of 1 to 512 bytes")
+                }
+                id = s
+            } else {
+                id = SHA256.hex(text.utf8)
+            }
+            let metadata = try canonicalMetadata(item["metadata"], field: "\(field).metadata")
+            var vector: [Float]? = nil
+            if let given = item["vector"], !given.isNull { vector = try Self.vector(given, field: "\(field).vector") }
+            documents.append(IncomingDocument(id: id, text: text, metadataJSON: metadata, vector: vector, field: field))
+        }
+
+        let db = try open(call)
+        // Embeddings come first: a tool call must not run inside the write transaction.
+        var model: String?
+        if let tool = configuration.embedTool {
+            let missing = documents.indices.filter { documents[$0].vector == nil }
+            if !missing.isEmpty {
+                let (vectors, usedModel) = try embed(missing.map { documents[$0].text }, tool: tool, call)
+                for (n, index) in missing.enumerated() { documents[index].vector = vectors[n] }
+                model = usedModel
+            }
+        }
+
+        return try db.transaction { () throws(DriverError) -> JSONValue in
+            let ensured = try ensureCollection(name, dimensions: nil, db)
+            var collection = ensured.0
+            let created = ensured.created
+            if let model {
+                if let recorded = collection.model, recorded != model {
+                    throw .invalidArgument("documents: the collection \(name) holds vectors of the model \(recorded), but \(configuration.embedTool ?? "the embed tool") now uses \(model); vectors of different models must not be mixed: use another collection")
+                }
+                if collection.model == nil { try db.run("UPDATE collections SET model = ? WHERE id = ?", [.text(model), .integer(collection.id)]) }
+            }
+            var inserted = 0, duplicates = 0
+            var ids: [JSONValue] = []
+            ids.reserveCapacity(documents.count)
+            for (n, document) in documents.enumerated() {
+                if n % 256 == 255, call.isCancelled { throw DriverError.cancelled("put: cancelled; nothing of this batch was stored") }
+                var blob: SQLValue = .null, norm: SQLValue = .null
+                var hashInput = Array(document.text.utf8) + [0] + Array(document.metadataJSON.utf8) + [0]
+                if let vector = document.vector {
+                    if let dimensions = collection.dimensions, dimensions != vector.count {
+                        throw .invalidArgument("\(document.field).vector: has \(vector.count) dimensions, but the collection \(name) holds vectors of \(dimensions)")
+                    }
+                    if collection.dimensions == nil {
+                        try db.run("UPDATE collections SET dimensions = ? WHERE id = ?", [.integer(Int64(vector.count)), .integer(collection.id)])
+                        collection.dimensions = vector.count
+                    }
+                    let bytes = Vectors.blob(vector)
+                    hashInput += bytes
+                    blob = .blob(bytes)
+                    norm = .real(Double(Vectors.norm(vector)))
+                }
+                let hash = SHA256.hex(hashInput)
+                let existing = try db.query("SELECT pk, content_hash FROM documents WHERE collection = ? AND id = ?",
+                                            [.integer(collection.id), .text(document.id)]) { ($0.int64(0), $0.text(1)) }.first
+                if let existing {
+                    if existing.1 == hash {
+                        duplicates += 1
+                    } else {
+                        try db.run("UPDATE documents SET text = ?, metadata = ?, content_hash = ?, vector = ?, norm = ? WHERE pk = ?",
+                                   [.text(document.text), .text(document.metadataJSON), .text(hash), blob, norm, .integer(existing.0)])
+                        inserted += 1
+                    }
+                } else {
+                    try db.run("INSERT INTO documents(collection, id, text, metadata, content_hash, vector, norm) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [.integer(collection.id), .text(document.id), .text(document.text), .text(document.metadataJSON), .text(hash), blob, norm])
+                    inserted += 1
+                }
+                ids.append(.string(document.id))
+            }
+            var output: JSONObject = ["ids": .array(ids), "inserted": .int(Int64(inserted)), "duplicates": .int(Int64(duplicates)),
+                                      "collection_created": .bool(created)]
+            if let dimensions = collection.dimensions { output["dimensions"] = JSONValue.int(Int64(dimensions)) }
+            return .object(output)
+        }
+    }
+
+    /// Metadata as stored: an object of scalars and lists of scalars, keys sorted (so the
+    /// same fields in another order are the same content).
+    func canonicalMetadata(_ value: JSONValue?, field: String) throws(DriverError) -> String {
+        guard let value, !value.isNull else { return "{}" }
+        guard let object = value.objectValue else { throw .invalidArgument("\(field): expected an object of fields, e.g. {\"source\": \"notes.md\"}") }
+        for (key, member) in object {
+            switch member {
+            case .object:
+                throw .invalidArgument("\(field).\(key): metadata values are strings, numbers, booleans, null or lists of those, not objects (filters match flat fields)")
+            case .array(let items):
+                if let bad = items.firstIndex(where: { if case .array = $0 { return true }; if case .object = $0 { return true }; return false }) {
+                    throw .invalidArgument("\(field).\(key)[\(bad)]: a list in metadata holds strings, numbers, booleans or null only")
+                }
+            default: break
+            }
+        }
+        let sorted = JSONObject(object.map { ($0.key, $0.value) }.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) })
+        return JSONValue.object(sorted).serialized()
+    }
+
+    static func vector(_ value: JSONValue, field: String) throws(DriverError) -> [Float] {
+        guard let items = value.arrayValue, !items.isEmpty else {
+            throw .invalidArgument("\(field): expected a non-empty list of numbers (an embedding)")
+        }
+        guard items.count <= 65_536 else { throw .invalidArgument("\(field): at most 65536 dimensions, got \(items.count)") }
+        var vector: [Float] = []
+        vector.reserveCapacity(items.count)
+        var zero = true
+        for (i, item) in items.enumerated() {
+            guard let x = item.doubleValue, x.isFinite, abs(x) <= Double(Float.greatestFiniteMagnitude) else {
+                throw .invalidArgument("\(field)[\(i)]: expected a finite number, got \(item.typeName)")
+            }
+            if x != 0 { zero = false }
+            vector.append(Float(x))
+        }
+        if zero { throw .invalidArgument("\(field): all zeros; cosine similarity is undefined for a zero vector") }
+        return vector
+    }
+
+    /// Vectors for `texts` from the configured embed tool, through the kernel (tool.call).
+    func embed(_ texts: [String], tool: String, _ call: CallContext) throws(DriverError) -> ([[Float]], String?) {
+        var vectors: [[Float]] = []
+        var model: String?
+        let batch = 64
+        for start in stride(from: 0, to: texts.count, by: batch) {
+            let slice = texts[start..<min(start + batch, texts.count)]
+            let request: JSONValue = ["tool": .string(tool), "input": ["input": .array(slice.map { .string($0) })]]
+            let answer: String
+            do { answer = try call.syscall("tool.call", request.serialized()) } catch {
+                throw DriverError(error.code, "embedding with \(tool) (the sqlite driver's embed_tool) failed: \(error.message)")
+            }
+            guard let output = try? JSON.parse(answer), let list = output["vectors"]?.arrayValue, list.count == slice.count else {
+                throw .invalidOutput("\(tool) (embed_tool) did not return one vector per text (cpu.schema.json#/$defs/embed_output)")
+            }
+            for (i, item) in list.enumerated() { vectors.append(try Self.vector(item, field: "\(tool) output vectors[\(start + i)]")) }
+            model = output["model"]?.stringValue ?? model
+        }
+        return (vectors, model)
+    }
+
+    // MARK: get
+
+    func get(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        guard let ids = input["ids"]?.arrayValue, !ids.isEmpty else { throw .invalidArgument("ids: expected a non-empty list of document ids") }
+        let includeVectors = input["include_vectors"]?.boolValue ?? false
+        let db = try open(call)
+        let collection = try existingCollection(input, db)
+        var documents: [JSONValue] = []
+        var missing: [JSONValue] = []
+        for (i, item) in ids.enumerated() {
+            guard let id = item.stringValue else { throw .invalidArgument("ids[\(i)]: expected a string") }
+            let found = try db.query("SELECT id, text, metadata, vector FROM documents WHERE collection = ? AND id = ?",
+                                     [.integer(collection.id), .text(id)]) { row -> JSONValue in
+                var object: JSONObject = ["id": .string(row.text(0)), "text": .string(row.text(1)), "metadata": Self.metadata(row.text(2))]
+                if includeVectors, !row.isNull(3), let values = row.withBlob(3, Vectors.values) {
+                    object["vector"] = .array(values.map { .double(Double($0)) })
+                }
+                return .object(object)
+            }.first
+            if let found { documents.append(found) } else { missing.append(.string(id)) }
+        }
+        return .object(["documents": .array(documents), "missing": .array(missing)])
+    }
+
+    static func metadata(_ text: String) -> JSONValue {
+        guard let value = try? JSON.parse(text), value.objectValue != nil else { return .object([:]) }
+        return value
+    }
+
+    // MARK: delete
+
+    func delete(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        let ids = input["ids"]?.arrayValue
+        let filterValue = input["filter"]
+        guard ids != nil || filterValue != nil else {
+            throw .invalidArgument("delete needs ids, filter or both (filter {} deletes every document of the collection), so that nothing is deleted by accident")
+        }
+        var idStrings: [JSONValue] = []
+        for (i, item) in (ids ?? []).enumerated() {
+            guard let id = item.stringValue else { throw .invalidArgument("ids[\(i)]: expected a string") }
+            idStrings.append(.string(id))
+        }
+        var filter: CompiledFilter? = nil
+        if filterValue != nil { filter = try CompiledFilter.compile(filterValue) }
+        let db = try open(call)
+        return try db.transaction { () throws(DriverError) -> JSONValue in
+            let collection = try existingCollection(input, db)
+            var conditions: [String] = []
+            var values: [SQLValue] = [.integer(collection.id)]
+            if !idStrings.isEmpty {
+                conditions.append("d.id IN (SELECT value FROM json_each(?))")
+                values.append(.text(JSONValue.array(idStrings).serialized()))
+            }
+            if let filter {
+                conditions.append("(\(filter.sql))")
+                values += filter.values
+            }
+            let deleted = try db.run("DELETE FROM documents WHERE pk IN (SELECT d.pk FROM documents d WHERE d.collection = ? AND (\(conditions.joined(separator: " OR "))))", values)
+            return .object(["deleted": .int(Int64(deleted))])
+        }
+    }
+
+    // MARK: stats
+
+    func stats(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
+        let db = try open(call)
+        var output: JSONObject = ["file": .string(db.path), "text_search": "fts5 bm25", "vector_search": "exact cosine (SIMD scan)",
+                                  "embed_tool": configuration.embedTool.map { JSONValue.string($0) } ?? JSONValue.null]
+        if input["collection"] != nil {
+            let collection = try existingCollection(input, db)
+            let row = try db.query("""
+                SELECT count(*), count(vector), coalesce(sum(length(CAST(text AS BLOB)) + length(metadata) + coalesce(length(vector), 0)), 0)
+                FROM documents WHERE collection = ?
+                """, [.integer(collection.id)]) { ($0.int64(0), $0.int64(1), $0.int64(2)) }.first ?? (0, 0, 0)
+            output["collections"] = 1
+            output["documents"] = .int(row.0)
+            output["vectors"] = .int(row.1)
+            output["bytes"] = .int(row.2)
+            output["dimensions"] = collection.dimensions.map { JSONValue.int(Int64($0)) } ?? JSONValue.null
+        } else {
+            let collections = try db.query("SELECT count(*) FROM collections") { $0.int64(0) }.first ?? 0
+            let counts = try db.query("SELECT count(*), count(vector) FROM documents") { ($0.int64(0), $0.int64(1)) }.first ?? (0, 0)
+            let pages = try db.query("PRAGMA page_count") { $0.int64(0) }.first ?? 0
+            let pageSize = try db.query("PRAGMA page_size") { $0.int64(0) }.first ?? 0
+            output["collections"] = .int(collections)
+            output["documents"] = .int(counts.0)
+            output["vectors"] = .int(counts.1)
+            output["bytes"] = .int(pages * pageSize)
+        }
+        return .object(output)
+    }
+}
