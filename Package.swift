@@ -44,6 +44,8 @@ let package = Package(
         ),
         // Layer 3 building blocks.
         .target(name: "LLMOSJSON"),
+        // SHA-256, shared by the kernel (audit chain, library pins) and drivers (the sqlite driver's ids).
+        .target(name: "LLMOSDigest"),
         .target(name: "CLLMOSSystem", dependencies: ["CLLMOS"]),
         // The kernel <-> helper wire for isolated drivers, in C for both sides.
         .target(name: "CLLMOSIsolation"),
@@ -56,7 +58,7 @@ let package = Package(
         .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(
             name: "LLMOSKernel",
-            dependencies: ["CLLMOS", "LLMOSJSON", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", "CFFI", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CLLMOS", "LLMOSJSON", "LLMOSDigest", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", "CFFI", .product(name: "Yams", package: "Yams")]
         ),
         // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
         .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),
@@ -98,7 +100,7 @@ let package = Package(
         .target(name: "MailDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/mail", exclude: ["README.md"]),
         // Storage (issue 7): the sqlite driver, on the system SQLite (CSQLite), never the kernel.
         // Optimised even in debug builds: its vector scan is a SIMD loop that -Onone makes ~20x slower.
-        .target(name: "SQLiteStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "CSQLite"], path: "Plugins/storage-sqlite", exclude: ["README.md"],
+        .target(name: "SQLiteStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CSQLite"], path: "Plugins/storage-sqlite", exclude: ["README.md"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         // Benchmarks (make bench).
         .executableTarget(
@@ -113,7 +115,7 @@ let package = Package(
         ),
         // Tests never link a driver target: they dlopen the built libraries, like the host.
         .testTarget(name: "LLMOSJSONTests", dependencies: ["LLMOSJSON"]),
-        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
+        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
         .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON", "LLMOSModelCache"]),
     ],
     swiftLanguageModes: [.v6]

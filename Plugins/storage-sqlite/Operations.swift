@@ -5,6 +5,7 @@
 import CSQLite
 import LLMOSDriverSDK
 import LLMOSJSON
+import LLMOSDigest
 
 /// A collection row.
 struct StoredCollection {
@@ -144,7 +145,7 @@ extension StoreState {
                 }
                 id = s
             } else {
-                id = SHA256.hex(text.utf8)
+                id = SHA256.hex(of: Array(text.utf8))
             }
             let metadata = try canonicalMetadata(item["metadata"], field: "\(field).metadata")
             var vector: [Float]? = nil
@@ -194,7 +195,7 @@ extension StoreState {
                     blob = .blob(bytes)
                     norm = .real(Double(Vectors.norm(vector)))
                 }
-                let hash = SHA256.hex(hashInput)
+                let hash = SHA256.hex(of: hashInput)
                 let existing = try db.query("SELECT pk, content_hash FROM documents WHERE collection = ? AND id = ?",
                                             [.integer(collection.id), .text(document.id)]) { ($0.int64(0), $0.text(1)) }.first
                 if let existing {

@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import LLMOSKernel
+import LLMOSDigest
 
 /// An entry whose fields say which one it is.
 private func entry(_ i: Int, driver: String = "fs", tool: String = "fs.read", capability: String = "fs.read",

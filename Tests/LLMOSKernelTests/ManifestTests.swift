@@ -2,6 +2,7 @@ import Foundation
 import LLMOSJSON
 import Testing
 @testable import LLMOSKernel
+import LLMOSDigest
 
 @Suite struct ManifestTests {
     static let minimal = """

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LLMOSDigest
 
 /// Where every mediated call and decision goes. `append` does not wait for storage
 /// (an implementation queues, and blocks only to apply backpressure when its queue

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import LLMOSJSON
 import Synchronization
+import LLMOSDigest
 
 /// Maps a driver's library and negotiates with it, after its manifest has been
 /// validated. Every way this can fail is a refusal with a message, never a crash.

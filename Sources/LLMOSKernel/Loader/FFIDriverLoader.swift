@@ -3,6 +3,7 @@ import CLLMOS
 import CLLMOSSystem
 import Foundation
 import Glibc
+import LLMOSDigest
 
 // How an ffi-only manifest becomes a loaded driver (docs/FFI.md): the library is any
 // shared library (libm.so.6, libz.so.1) with no llmos entry point. The kernel maps it,
