@@ -98,9 +98,7 @@ static llmos_status python_run(const llmos_host *host, llmos_call_ctx *ctx, cons
         llmos_json_write_int64(&w, memory_mb);
         llmos_json_write_end_object(&w);
         run_result_free(&r);
-        if (w.failed) status = run_fail(host, ctx, LLMOS_ERR_RESOURCE_EXHAUSTED, "out of memory");
-        else status = host->set_output(ctx, w.buf, w.len);
-        llmos_json_writer_free(&w);
+        status = run_send_output(host, ctx, &w);
     }
 done:
     free(code);

@@ -341,6 +341,16 @@ static const char *run_signal_name(int signal)
     }
 }
 
+/* Sends the finished output (set_output copies it), or an out-of-memory error when the
+ * writer failed, and frees the writer either way. */
+static llmos_status run_send_output(const llmos_host *host, llmos_call_ctx *ctx, llmos_json_writer *w)
+{
+    llmos_status status = w->failed ? run_fail(host, ctx, LLMOS_ERR_RESOURCE_EXHAUSTED, "out of memory")
+                                    : host->set_output(ctx, w->buf, w->len);
+    llmos_json_writer_free(w);
+    return status;
+}
+
 /* Writes the common result fields: exit_code, signal, stdout, stderr,
  * stdout_truncated, stderr_truncated, timed_out, duration_ms. */
 static void run_write_result(llmos_json_writer *w, const run_result *r)

@@ -131,9 +131,7 @@ static llmos_status shell_run(const llmos_host *host, llmos_call_ctx *ctx, const
         run_write_result(&w, &r);
         llmos_json_write_end_object(&w);
         run_result_free(&r);
-        if (w.failed) status = run_fail(host, ctx, LLMOS_ERR_RESOURCE_EXHAUSTED, "out of memory");
-        else status = host->set_output(ctx, w.buf, w.len);
-        llmos_json_writer_free(&w);
+        status = run_send_output(host, ctx, &w);
     }
 done:
     free(argv);
