@@ -4,7 +4,9 @@
 # plus `make bench` for the benchmarks (numbers go to BENCHMARKS.md).
 
 SWIFT ?= swift
-APT_PACKAGES := libffi-dev libcurl4-openssl-dev libsqlite3-dev pkg-config
+APT_PACKAGES := libffi-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev pkg-config
+# The postgres storage driver's tests start a real PostgreSQL 15 server; pdftotext lets `llmos ingest` read PDFs.
+APT_PACKAGES += postgresql-15 poppler-utils
 # For `make models` (scripts/setup-model): pip downloads, a C++ compiler builds llama-server.
 APT_PACKAGES += python3 python3-pip g++
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

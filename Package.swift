@@ -27,6 +27,10 @@ let package = Package(
         .library(name: "llmos_web", type: .dynamic, targets: ["WebDriver"]),
         .library(name: "llmos_mail", type: .dynamic, targets: ["MailDriver"]),
         .library(name: "llmos_sqlite", type: .dynamic, targets: ["SQLiteStorageDriver"]),
+        .library(name: "llmos_postgres", type: .dynamic, targets: ["PostgresStorageDriver"]),
+        .library(name: "llmos_window", type: .dynamic, targets: ["WindowMemoryDriver"]),
+        .library(name: "llmos_compact", type: .dynamic, targets: ["CompactMemoryDriver"]),
+        .library(name: "llmos_paged", type: .dynamic, targets: ["PagedMemoryDriver"]),
         // The sandboxed helper process that `isolation: process` drivers run in.
         .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
@@ -55,6 +59,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libffi, for zero-code drivers: C functions called from a manifest alone (docs/FFI.md).
+        // libpq, for the postgres storage driver (Debian: libpq-dev).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(
             name: "LLMOSKernel",
@@ -67,7 +73,7 @@ let package = Package(
         // Layer 5: the command-line shell.
         .executableTarget(
             name: "llmos",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", "LLMOSServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", "LLMOSServe", "LLMOSIngest", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The Swift SDK for driver authors.
         .target(name: "LLMOSDriverSDK", dependencies: ["CLLMOS"], path: "sdk/swift"),
@@ -102,6 +108,17 @@ let package = Package(
         // Optimised even in debug builds: its vector scan is a SIMD loop that -Onone makes ~20x slower.
         .target(name: "SQLiteStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CSQLite"], path: "Plugins/storage-sqlite", exclude: ["README.md"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
+        // The same contract on PostgreSQL (tsvector + GIN; vectors scanned in the driver: Debian 12 has no pgvector).
+        .target(name: "PostgresStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CLibPQ"], path: "Plugins/storage-postgres", exclude: ["README.md"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
+        // Memory (issue 7): context managers. MemoryKit (static, linked into each) keeps the
+        // rules every one shares: token estimates, tool calls kept with their results.
+        .target(name: "MemoryKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/MemoryKit", exclude: ["README.md"]),
+        .target(name: "WindowMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-window", exclude: ["README.md"]),
+        .target(name: "CompactMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-compact", exclude: ["README.md"]),
+        .target(name: "PagedMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-paged", exclude: ["README.md"]),
+        // Ingest (issue 7): files to chunks (structure-following, with overlap) for `llmos ingest`.
+        .target(name: "LLMOSIngest", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest"]),
         // Benchmarks (make bench).
         .executableTarget(
             name: "llmos-model-bench",
@@ -110,12 +127,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "llmos-bench",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet", "CFFI"],
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "CLLMOS", "LLMOSNet", "CFFI", "LLMOSIngest"],
             path: "Benchmarks/llmos-bench"
         ),
         // Tests never link a driver target: they dlopen the built libraries, like the host.
         .testTarget(name: "LLMOSJSONTests", dependencies: ["LLMOSJSON"]),
-        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
+        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest", "LLMOSIngest", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
         .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON", "LLMOSModelCache"]),
     ],
     swiftLanguageModes: [.v6]

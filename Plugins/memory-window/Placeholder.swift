@@ -1,0 +1,1 @@
+// issue 7: being written

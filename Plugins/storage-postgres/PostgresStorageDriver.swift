@@ -1,0 +1,2 @@
+// The postgres storage driver (issue 7): being written.
+import LLMOSDriverSDK
