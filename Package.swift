@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "llmos_window", type: .dynamic, targets: ["WindowMemoryDriver"]),
         .library(name: "llmos_compact", type: .dynamic, targets: ["CompactMemoryDriver"]),
         .library(name: "llmos_paged", type: .dynamic, targets: ["PagedMemoryDriver"]),
+        .library(name: "llmos_mcp", type: .dynamic, targets: ["MCPDriver"]),
         // The sandboxed helper process that `isolation: process` drivers run in.
         .executable(name: "llmos-driver-host", targets: ["llmos-driver-host"]),
     ],
@@ -50,6 +51,9 @@ let package = Package(
         .target(name: "LLMOSJSON"),
         // SHA-256, shared by the kernel (audit chain, library pins) and drivers (the sqlite driver's ids).
         .target(name: "LLMOSDigest"),
+        // The context window's rules (token estimates, tool calls kept with their results,
+        // newest-first assembly), shared by the kernel's built-in window and the memory drivers.
+        .target(name: "LLMOSContext", dependencies: ["LLMOSJSON"]),
         .target(name: "CLLMOSSystem", dependencies: ["CLLMOS"]),
         // The kernel <-> helper wire for isolated drivers, in C for both sides.
         .target(name: "CLLMOSIsolation"),
@@ -64,7 +68,7 @@ let package = Package(
         .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(
             name: "LLMOSKernel",
-            dependencies: ["CLLMOS", "LLMOSJSON", "LLMOSDigest", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", "CFFI", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CLLMOS", "LLMOSJSON", "LLMOSDigest", "LLMOSContext", "CLLMOSSystem", "CLLMOSIsolation", "CSQLite", "CFFI", .product(name: "Yams", package: "Yams")]
         ),
         // The network service behind net.fetch, apart from the kernel so libcurl stays out of it.
         .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),
@@ -113,10 +117,12 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-O"])]),
         // Memory (issue 7): context managers. MemoryKit (static, linked into each) keeps the
         // rules every one shares: token estimates, tool calls kept with their results.
-        .target(name: "MemoryKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/MemoryKit", exclude: ["README.md"]),
+        .target(name: "MemoryKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSContext"], path: "Plugins/MemoryKit", exclude: ["README.md"]),
         .target(name: "WindowMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-window", exclude: ["README.md"]),
         .target(name: "CompactMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-compact", exclude: ["README.md"]),
         .target(name: "PagedMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-paged", exclude: ["README.md"]),
+        // MCP servers as drivers (issue 9): their tools through the capability layer like any driver's.
+        .target(name: "MCPDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/mcp", exclude: ["README.md"]),
         // Ingest (issue 7): files to chunks (structure-following, with overlap) for `llmos ingest`.
         .target(name: "LLMOSIngest", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest"]),
         // Benchmarks (make bench).
@@ -132,7 +138,7 @@ let package = Package(
         ),
         // Tests never link a driver target: they dlopen the built libraries, like the host.
         .testTarget(name: "LLMOSJSONTests", dependencies: ["LLMOSJSON"]),
-        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest", "LLMOSIngest", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
+        .testTarget(name: "LLMOSKernelTests", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest", "LLMOSContext", "LLMOSIngest", "CLLMOS", "LLMOSNet", "LLMOSModelCache"]),
         .testTarget(name: "LLMOSCommandTests", dependencies: ["LLMOSJSON", "LLMOSModelCache"]),
     ],
     swiftLanguageModes: [.v6]

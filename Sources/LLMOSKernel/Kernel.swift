@@ -2,6 +2,8 @@ import CLLMOS
 import CLLMOSSystem
 import Foundation
 import LLMOSJSON
+// ContextWindow (token estimates, assembly) is part of the kernel's API too.
+@_exported import LLMOSContext
 
 /// How a kernel is set up. Everything has a sensible default.
 public struct KernelConfiguration: Sendable {

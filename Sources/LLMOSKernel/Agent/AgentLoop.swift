@@ -43,6 +43,10 @@ public struct AgentOptions: Sendable {
     public var keepsProcess = true
     /// Prices for the cost budget; nil: the cpu driver's `info.pricing`, else free.
     public var pricing: AgentPricing?
+    /// With a storage driver: passages retrieved for each task, at most this many...
+    public var retrievalLimit = 4
+    /// ...and at most this share of the prompt.
+    public var retrievalShare = 0.25
 
     public init() {}
 }
@@ -76,8 +80,13 @@ public final class AgentLoop: @unchecked Sendable {
     public let options: AgentOptions
     private let observer: (@Sendable (AgentEvent) -> Void)?
 
+    /// What decides the context of each request (the process's memory driver, or the
+    /// kernel's window); nil when the driver set names a memory that is not loaded.
+    public let memory: (any ContextMemory)?
+
     private let lock = PThreadMutex()
-    /// The conversation without the system prompt, oldest first.
+    /// The conversation without the system prompt, oldest first (the transcript; what the
+    /// model is sent is the memory's choice).
     private var history: [JSONValue] = []
     private var running = false
 
@@ -87,14 +96,20 @@ public final class AgentLoop: @unchecked Sendable {
         self.process = process
         self.options = options
         self.observer = observer
+        memory = kernel.contextMemory(named: process.drivers.memory, pid: process.pid)
         kernel.processes.add(process)
     }
 
     /// The conversation so far (system prompt not included).
     public var messages: [JSONValue] { lock.withLock { history } }
 
-    /// Forgets the conversation.
-    public func reset() { lock.withLock { history.removeAll() } }
+    /// Forgets the conversation (the memory's copy too).
+    public func reset() {
+        lock.withLock { history.removeAll() }
+        var options = CallOptions()
+        options.agent = process.pid
+        try? memory?.clear(options: options)
+    }
 
     /// What the cpu driver says about its model, with defaults for a driver without `info`.
     struct ModelInfo {
@@ -144,8 +159,16 @@ struct AgentRunState {
     var options: AgentOptions { loop.options }
 
     var history: [JSONValue]
-    /// Index in `history` of this run's task: never dropped from the context.
+    /// Index in `history` of this run's task.
     let taskIndex: Int
+    /// The memory's id of this run's task: never left out of the context.
+    var taskID: String?
+    /// Set when the memory failed to store a message: the run stops with memory_error.
+    var memoryFailure: LLMOSError?
+    /// Passages retrieved from storage for this task, placed in the system message.
+    var retrieved: [RetrievedPassage] = []
+    /// Why nothing was retrieved, or how (a driver's warning: "ranked by text alone").
+    var retrievalNote: String?
     var budget: BudgetTracker
     var detector: LoopDetector
     var steps: [AgentStep] = []
@@ -181,8 +204,7 @@ struct AgentRunState {
         self.task = task
         self.token = token
         history = loop.messages
-        history.append(["role": "user", "content": .string(task)])
-        taskIndex = history.count - 1
+        taskIndex = history.count
         start = loop.options.clock()
         budget = BudgetTracker(loop.process.budgets, startNs: start)
         detector = LoopDetector(threshold: loop.options.loopThreshold, progressWindow: loop.options.progressWindow)
@@ -208,22 +230,34 @@ struct AgentRunState {
         guard driver.deviceClass == .cpu, kernel.hasTool("\(cpu).complete") else {
             return finish(.cpuError, "\(cpu) is a \(driver.deviceClass.rawValue) driver, not a cpu driver (it has no complete)")
         }
+        guard let memory = loop.memory else {
+            return finish(.memoryError, "no memory driver named \(process.drivers.memory) is loaded (the kernel's own is window)")
+        }
+        taskID = appendMessage(["role": "user", "content": .string(task)])
         let info = modelInfo(cpu)
         canCount = info.canCount && options.exactTokenCounts
         pricing = options.pricing ?? info.pricing
-        var toolbox = AgentToolbox(kernel: kernel, drivers: process.drivers)
-        let systemText = options.systemPrompt ?? AgentPrompts.system(
-            date: options.now(), workspace: options.workspace ?? kernel.configuration.workspace,
-            hasTools: !toolbox.names.isEmpty, timeZone: options.timeZone)
-        let system: JSONValue = ["role": "system", "content": .string(systemText)]
-        self.system = system
         let reserve = options.maxTokensPerTurn
             ?? min(info.maxOutputTokens ?? 4096, 4096, max(16, info.contextLength / 4))
-        // Too many tools to describe them all: the ones relevant to this task.
+        // The disk: passages for this task from the chosen storage, cited by number.
+        if let storage = process.drivers.storage {
+            retrieved = retrieve(storage, budgetTokens: Int(Double(info.contextLength - reserve) * options.retrievalShare))
+        }
+        var extraTools = memory.modelTools
+        if let storage = process.drivers.storage, kernel.hasTool("\(storage).search") { extraTools.append("\(storage).search") }
+        var toolbox = AgentToolbox(kernel: kernel, drivers: process.drivers, alsoOffer: extraTools)
+        var systemText = options.systemPrompt ?? AgentPrompts.system(
+            date: options.now(), workspace: options.workspace ?? kernel.configuration.workspace,
+            hasTools: !toolbox.names.isEmpty, timeZone: options.timeZone)
+        if !retrieved.isEmpty { systemText += "\n\n" + AgentPrompts.passages(retrieved) }
+        let system: JSONValue = ["role": "system", "content": .string(systemText)]
+        self.system = system
+        // Too many tools to describe them all: the ones relevant to this task, and tools.search for the rest.
         toolbox.offer(for: task, budgetTokens: Int(Double(info.contextLength - reserve) * options.toolShare))
 
         while true {
             if isCancelled { return finish(.cancelled, "cancelled before step \(steps.count + 1)") }
+            if let memoryFailure { return finish(.memoryError, "\(memory.name): \(memoryFailure.message)") }
             let stepStart = options.clock()
             var kind: AgentStepKind = forcedTool != nil ? .forcedAnswer : (repairNote != nil ? .repair : .normal)
             let maxTokens = max(1, min(reserve, budget.outputTokensLeft ?? Int.max))
@@ -236,7 +270,7 @@ struct AgentRunState {
             }
 
             // Budgets: none left at all → stop; about to run out → this is the last turn.
-            var assembled = assemble(system, limit: promptLimit - toolTokens)
+            var assembled = assemble(memory, system, limit: promptLimit - toolTokens)
             let estimate = assembled.tokens + toolTokens
             if let limit = budget.exhausted(now: stepStart, nextPromptTokens: estimate) {
                 return finish(limit.reason, "\(limit.what) was reached")
@@ -248,13 +282,13 @@ struct AgentRunState {
                 lastLimit = BudgetTracker.Limit(reason: .cancelled, what: "the request to stop (llmos kill)")
                 toolsOff = true
                 note(AgentPrompts.stopRequested(), persistent: true)
-                assembled = assemble(system, limit: promptLimit - toolTokens)
+                assembled = assemble(memory, system, limit: promptLimit - toolTokens)
             } else if kind != .forcedAnswer, let limit = budget.lastTurn(now: stepStart, nextPromptTokens: estimate) {
                 kind = .final
                 lastLimit = limit
                 toolsOff = true
                 note(AgentPrompts.lastTurn(limit), persistent: true)
-                assembled = assemble(system, limit: promptLimit - toolTokens)
+                assembled = assemble(memory, system, limit: promptLimit - toolTokens)
             }
 
             // Count exactly when the driver can, and leave more out until it fits.
@@ -278,11 +312,12 @@ struct AgentRunState {
                 // Over by the driver's count: estimate with the learned scale, and tighter each time.
                 let scaledTools = Int((Double(ContextWindow.estimate(tools: toolbox.specs)) * scale).rounded(.up))
                 let tighter = Int(Double(promptLimit - scaledTools) * pow(0.9, Double(attempts)))
-                assembled = assemble(system, limit: tighter)
+                assembled = assemble(memory, system, limit: tighter)
             }
             summary.messages = assembled.messages.count
             summary.droppedMessages = assembled.dropped
             summary.truncatedMessages = assembled.truncated
+            if let memoryFailure { return finish(.memoryError, "\(memory.name): \(memoryFailure.message)") }
             if !assembled.fits || summary.promptTokens > promptLimit {
                 return finish(.budget, "the task and the latest turn do not fit in the context window "
                               + "(\(summary.promptTokens) tokens, the prompt may use \(promptLimit) of \(info.contextLength))")
@@ -344,7 +379,7 @@ struct AgentRunState {
             // A turn without tools ends the run, whatever the model did with it.
             if toolsOff || reply.toolCalls.isEmpty {
                 malformedBefore = false
-                history.append(assistantMessage(reply, withCalls: false))
+                appendMessage(assistantMessage(reply, withCalls: false))
                 for call in reply.toolCalls {
                     step.calls.append(AgentToolCallRecord(call: call, outcome: .skipped, content: "not run: tools were withheld for this turn"))
                 }
@@ -362,12 +397,12 @@ struct AgentRunState {
             }
 
             // Tool calls: check each, dispatch what passed (concurrently), tell the model.
-            history.append(assistantMessage(reply, withCalls: true))
-            step.calls = dispatch(reply.toolCalls, toolbox: toolbox, step: step.index, promptLimit: promptLimit)
+            appendMessage(assistantMessage(reply, withCalls: true))
+            step.calls = dispatch(reply.toolCalls, toolbox: &toolbox, step: step.index, promptLimit: promptLimit)
             for record in step.calls {
                 var message: JSONObject = ["role": "tool", "tool_call_id": .string(record.call.id), "content": .string(record.content)]
                 if toolbox.offers(record.call.name) { message["name"] = .string(record.call.name) }
-                history.append(.object(message))
+                appendMessage(.object(message))
             }
             // Calls that reached the kernel count; those the loop refused itself do not.
             let dispatched = step.calls.filter { [.ok, .toolError, .denied, .cancelled].contains($0.outcome) }.count
@@ -433,14 +468,73 @@ struct AgentRunState {
         }
     }
 
-    func assemble(_ system: JSONValue, limit: Int) -> ContextWindow.Assembled {
-        var conversation = history
-        if let repairNote { conversation.append(["role": "user", "content": .string(repairNote)]) }
-        return ContextWindow.assemble(system: system, conversation: conversation, pinned: taskIndex, limit: limit, scale: scale)
+    /// The memory's choice for the next request; a failure stops the run (memory_error).
+    mutating func assemble(_ memory: any ContextMemory, _ system: JSONValue, limit: Int) -> ContextWindow.Assembled {
+        var request = ContextRequest(system: system, limitTokens: limit)
+        if let repairNote { request.extra = [["role": "user", "content": .string(repairNote)]] }
+        request.pinned = taskID.map { [$0] } ?? []
+        request.scale = scale
+        request.cpu = process.drivers.cpu
+        request.query = task
+        do {
+            return try memory.assemble(request, options: callOptions)
+        } catch {
+            memoryFailure = memoryFailure ?? error
+            return ContextWindow.Assembled(messages: [], dropped: 0, truncated: 0, tokens: 0, fits: false)
+        }
+    }
+
+    /// The passages of `storage` most relevant to the task (hybrid when the store has
+    /// vectors, else by text; the driver says which), as many as fit `budgetTokens`. A
+    /// mediated, audited call like any other: the operator's storage.read policy applies.
+    mutating func retrieve(_ storage: String, budgetTokens: Int) -> [RetrievedPassage] {
+        let collection = process.drivers.collection
+        let input: JSONValue = ["collection": .string(collection), "mode": "hybrid", "query": .string(task),
+                                "limit": .int(Int64(options.retrievalLimit))]
+        let output: JSONValue
+        do {
+            let result = try kernel.call("\(storage).search", input: input, options: callOptions)
+            output = try JSON.parse(result.output)
+        } catch let error as LLMOSError {
+            retrievalNote = "nothing retrieved from \(storage) collection \(collection): \(error.message)"
+            loop.emit(.note(step: 0, retrievalNote!))
+            return []
+        } catch {
+            retrievalNote = "nothing retrieved from \(storage): its search output is not JSON"
+            return []
+        }
+        if let warnings = output["warnings"]?.arrayValue?.compactMap(\.stringValue), !warnings.isEmpty {
+            retrievalNote = warnings.joined(separator: "; ")
+        }
+        var passages: [RetrievedPassage] = []
+        var spent = 0
+        for item in output["results"]?.arrayValue ?? [] {
+            guard let text = item["text"]?.stringValue, !text.isEmpty else { continue }
+            let source = item["source"]?.stringValue ?? item["metadata"]?["source"]?.stringValue ?? item["id"]?.stringValue ?? "?"
+            let left = budgetTokens - spent - 8
+            guard left > 32 else { break }
+            let shown = ContextWindow.shorten(text, toTokens: left)
+            spent += ContextWindow.estimate(shown) + 8
+            passages.append(RetrievedPassage(number: passages.count + 1, id: item["id"]?.stringValue ?? "", source: source,
+                                             text: shown, score: item["score"]?.doubleValue ?? 0))
+        }
+        if passages.isEmpty && retrievalNote == nil { retrievalNote = "no passage of \(storage) collection \(collection) matches the task" }
+        return passages
+    }
+
+    /// Adds a message to the transcript and to the memory; returns the memory's id for it.
+    @discardableResult
+    mutating func appendMessage(_ message: JSONValue) -> String? {
+        history.append(message)
+        guard memoryFailure == nil, let memory = loop.memory else { return nil }
+        do { return try memory.append(message, options: callOptions) } catch {
+            memoryFailure = error
+            return nil
+        }
     }
 
     mutating func note(_ text: String, persistent: Bool) {
-        if persistent { history.append(["role": "user", "content": .string(text)]) }
+        if persistent { appendMessage(["role": "user", "content": .string(text)]) }
     }
 
     mutating func record(_ step: AgentStep, _ start: UInt64) {
@@ -576,7 +670,7 @@ struct AgentRunState {
 
     /// Checks every call, dispatches those that passed (at once when there are several),
     /// and returns what the model is told about each, in the order of the calls.
-    func dispatch(_ calls: [AgentToolCall], toolbox: AgentToolbox, step: Int, promptLimit: Int) -> [AgentToolCallRecord] {
+    func dispatch(_ calls: [AgentToolCall], toolbox: inout AgentToolbox, step: Int, promptLimit: Int) -> [AgentToolCallRecord] {
         var records = [AgentToolCallRecord?](repeating: nil, count: calls.count)
         var ready: [(index: Int, input: String)] = []
         var left = budget.toolCallsLeft
@@ -584,6 +678,10 @@ struct AgentRunState {
             switch toolbox.check(call, kernel: kernel) {
             case .refuse(let outcome, let content, let error):
                 records[i] = AgentToolCallRecord(call: call, outcome: outcome, content: content, error: error)
+            case .dispatch(let input) where toolbox.narrowed && call.name == AgentToolbox.searchTool:
+                // The loop's own tool: more tool definitions, shown from the next request on.
+                loop.emit(.toolCall(step: step, call))
+                records[i] = AgentToolCallRecord(call: call, outcome: .ok, content: toolbox.search(input))
             case .dispatch(let input):
                 if left == 0 {
                     let max = process.budgets.maxToolCalls ?? 0
@@ -639,6 +737,8 @@ struct AgentRunState {
                                     stopReason: reason, detail: detail, steps: steps, usage: budget.usage, toolCalls: budget.toolCalls,
                                     messages: (system.map { [$0] } ?? []) + history, elapsedNanoseconds: options.clock() &- start)
         result.plan = plan
+        result.sources = retrieved
+        result.retrievalNote = retrievalNote
         result.costUSD = pricing == nil ? nil : budget.costUSD
         return result
     }

@@ -20,6 +20,8 @@ public enum AgentStopReason: String, Sendable, CaseIterable, CustomStringConvert
     /// The cpu driver failed (unavailable, timed out, over its context), or its output stayed
     /// unreadable after one re-ask.
     case cpuError = "cpu_error"
+    /// The memory driver failed to store a message or to assemble the context.
+    case memoryError = "memory_error"
     /// The turn or the process was cancelled (Ctrl-C, `llmos kill`), or a call in it was.
     case cancelled
 
@@ -113,28 +115,34 @@ public struct AgentDriverSet: Sendable, Equatable {
     /// Globs over qualified tool names the model is offered ("calc.*", "text.count");
     /// only tools of class `tool` drivers are ever offered.
     public var tools: [String]
-    /// The memory driver: "window" is the kernel's own sliding window (`ContextWindow`),
-    /// the only one until memory drivers exist.
+    /// The memory driver that assembles each request's context (`ContextMemory`): a loaded
+    /// driver of class memory, or "window" with none of that name loaded: the kernel's own.
     public var memory: String
-    /// The storage driver retrieved from each turn; nil: none.
+    /// The storage driver retrieved from at each task; nil: none.
     public var storage: String?
+    /// The collection of `storage` that is searched.
+    public var collection: String
 
-    public init(cpu: String, tools: [String] = ["*"], memory: String = AgentDriverSet.builtInMemory, storage: String? = nil) {
+    public init(cpu: String, tools: [String] = ["*"], memory: String = AgentDriverSet.builtInMemory, storage: String? = nil,
+                collection: String = AgentDriverSet.defaultCollection) {
         self.cpu = cpu
         self.tools = tools
         self.memory = memory
         self.storage = storage
+        self.collection = collection
     }
 
-    /// The kernel's own context window, used when no memory driver is chosen.
+    /// The kernel's own context window, used when no memory driver of that name is loaded.
     public static let builtInMemory = "window"
+    /// Where `llmos ingest` puts documents, and so where a run retrieves from.
+    public static let defaultCollection = "docs"
 
     public func allows(_ tool: String) -> Bool { tools.contains { Glob.matches($0, tool) } }
 
     /// "cpu=local memory=window tools=calc.*,text.count"
     public var summary: String {
         var text = "cpu=\(cpu) memory=\(memory)"
-        if let storage { text += " storage=\(storage)" }
+        if let storage { text += " storage=\(storage):\(collection)" }
         return text + " tools=" + tools.joined(separator: ",")
     }
 }

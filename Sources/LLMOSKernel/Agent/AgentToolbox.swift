@@ -14,28 +14,67 @@ struct AgentToolbox: Sendable {
     /// cpu.schema.json tool_spec objects, as `complete` takes them: the tools shown to the
     /// model (all of them, unless `offer(for:budgetTokens:)` chose the relevant ones).
     private(set) var specs: [JSONValue]
+    /// Every tool's spec, shown or not (what `tools.search` searches).
+    private let allSpecs: [JSONValue]
+    /// Set when the shown tools are a selection: `tools.search` is offered too.
+    private(set) var narrowed = false
+
+    /// The tool the loop answers itself when it narrowed the set: the model's way to ask
+    /// for tools it was not shown ("tool definitions are memory too").
+    static let searchTool = "tools.search"
+    static let searchSpec: JSONValue = [
+        "name": .string(searchTool),
+        "description": "Find more tools by what they do. Returns the names, descriptions and arguments of matching tools, which you can then call.",
+        "input_schema": ["type": "object", "required": ["query"],
+                         "properties": ["query": ["type": "string", "description": "what the tool should do, in a few words"]]],
+    ]
 
     /// Tools of class `tool` drivers whose names match the driver set's globs (a cpu,
-    /// memory or storage driver's operations are never offered as tools).
-    init(kernel: Kernel, drivers: AgentDriverSet) {
+    /// memory or storage driver's operations are not offered, except `alsoOffer`: the
+    /// memory's recall and remember, the storage's search).
+    init(kernel: Kernel, drivers: AgentDriverSet, alsoOffer: [String] = []) {
         let toolDrivers = Set(kernel.loadedDrivers.filter { $0.deviceClass == .tool }.map(\.name))
-        tools = kernel.tools.filter { toolDrivers.contains($0.driver) && drivers.allows($0.name) }
+        let extra = Set(alsoOffer)
+        tools = kernel.tools.filter { (toolDrivers.contains($0.driver) && drivers.allows($0.name)) || extra.contains($0.name) }
         names = tools.map(\.name)
         specs = tools.map { tool in
             ["name": .string(tool.name), "description": .string(tool.description), "input_schema": tool.inputSchema]
         }
+        allSpecs = specs
     }
 
-    func offers(_ name: String) -> Bool { names.contains(name) }
+    func offers(_ name: String) -> Bool { names.contains(name) || (narrowed && name == Self.searchTool) }
 
     /// Shows the model only the tools most relevant to `task` when all of them would take
-    /// more than `budgetTokens` (see ToolSelection). Returns whether it narrowed the set.
+    /// more than `budgetTokens` (see ToolSelection), and `tools.search` to find the others.
+    /// Returns whether it narrowed the set.
     @discardableResult
     mutating func offer(for task: String, budgetTokens: Int) -> Bool {
-        let chosen = ToolSelection.select(task: task, specs: specs, budgetTokens: budgetTokens)
+        let searchCost = ContextWindow.estimate(Self.searchSpec.serialized())
+        guard 8 + specs.reduce(0, { $0 + ContextWindow.estimate($1.serialized()) }) > budgetTokens else { return false }
+        let chosen = ToolSelection.select(task: task, specs: specs, budgetTokens: max(0, budgetTokens - searchCost))
         guard chosen.count < specs.count else { return false }
-        specs = chosen.map { specs[$0] }
+        specs = chosen.map { specs[$0] } + [Self.searchSpec]
+        narrowed = true
         return true
+    }
+
+    /// `tools.search`: the best matches for `query` among all the run's tools; those not
+    /// shown yet are shown from the next request on (at most `limit` a search).
+    mutating func search(_ query: String, limit: Int = 5) -> String {
+        let found = ToolSelection.search(query: query, specs: allSpecs, limit: limit)
+        guard !found.isEmpty else {
+            return "no tool matches \"\(query)\"; try other words (what the tool does, e.g. \"read a file\")"
+        }
+        let shown = Set(specs.compactMap { $0["name"]?.stringValue })
+        for index in found where !shown.contains(allSpecs[index]["name"]?.stringValue ?? "") {
+            specs.insert(allSpecs[index], at: max(0, specs.count - 1))
+        }
+        let lines = found.map { index -> String in
+            let spec = allSpecs[index]
+            return "\(spec["name"]?.stringValue ?? "") \(Self.shape(of: spec["input_schema"] ?? .object([:]))): \(spec["description"]?.stringValue ?? "")"
+        }
+        return "tools you can call now:\n" + lines.joined(separator: "\n")
     }
 
     /// What the model reads for a tool that is not offered: "no tool calc.addd — did you mean
@@ -82,6 +121,13 @@ struct AgentToolbox: Sendable {
     /// The checks before dispatch, in order: offered, arguments a JSON object, arguments
     /// valid against the input schema.
     func check(_ call: AgentToolCall, kernel: Kernel) -> Verdict {
+        if narrowed && call.name == Self.searchTool {
+            guard let query = call.arguments["query"]?.stringValue, !query.isEmpty else {
+                let message = "tools.search needs {\"query\": \"what the tool should do\"}"
+                return .refuse(.invalidArguments, "error: " + message, LLMOSError(.invalidArgument, message))
+            }
+            return .dispatch(query)
+        }
         guard offers(call.name), let tool = tools.first(where: { $0.name == call.name }) else {
             let message = unknownToolMessage(call.name)
             return .refuse(.unknownTool, "error: " + message, LLMOSError(.notFound, message))

@@ -192,6 +192,10 @@ public struct AgentRunResult: Sendable {
     public var plan: [String] = []
     /// What the run cost at the cpu driver's prices; nil when it has none.
     public var costUSD: Double?
+    /// Passages retrieved from storage for the task, numbered [1]... as the model saw them.
+    public var sources: [RetrievedPassage] = []
+    /// Why nothing was retrieved, or how ("ranked by text alone").
+    public var retrievalNote: String?
 
     /// Every tool call of the run, in order.
     public var allCalls: [AgentToolCallRecord] { steps.flatMap(\.calls) }
@@ -206,7 +210,30 @@ public struct AgentRunResult: Sendable {
         return ["pid": .int(Int64(pid)), "task": .string(task), "answer": answer.map(JSONValue.string) ?? .null,
                 "stop_reason": .string(stopReason.rawValue), "detail": .string(detail), "usage": usage,
                 "tool_calls": .int(Int64(toolCalls)), "plan": .array(plan.map(JSONValue.string)), "steps": .array(steps.map(\.json)),
-                "elapsed_ns": .int(Int64(clamping: elapsedNanoseconds))]
+                "elapsed_ns": .int(Int64(clamping: elapsedNanoseconds)),
+                "sources": .array(sources.map(\.json)), "retrieval_note": retrievalNote.map(JSONValue.string) ?? .null]
+    }
+}
+
+/// A passage the kernel retrieved from storage and placed in the context, cited as [number].
+public struct RetrievedPassage: Sendable, Equatable {
+    public var number: Int
+    public var id: String
+    /// Where it came from: the document's `source` metadata (a path, with lines when known).
+    public var source: String
+    public var text: String
+    public var score: Double
+
+    public init(number: Int, id: String, source: String, text: String, score: Double) {
+        self.number = number
+        self.id = id
+        self.source = source
+        self.text = text
+        self.score = score
+    }
+
+    public var json: JSONValue {
+        ["number": .int(Int64(number)), "id": .string(id), "source": .string(source), "text": .string(text), "score": .double(score)]
     }
 }
 

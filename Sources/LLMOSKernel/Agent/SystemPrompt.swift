@@ -52,4 +52,11 @@ public enum AgentPrompts {
     static func repair(_ error: LLMOSError) -> String {
         "Your last reply could not be read (\(error.message)). Reply again: plain text, or tool calls with JSON object arguments."
     }
+
+    /// Passages retrieved for the task, numbered, with their sources, for the model to cite.
+    static func passages(_ passages: [RetrievedPassage]) -> String {
+        var text = "Passages from the user's documents that may help. Use them when they are relevant and cite them by number, like [1]:"
+        for p in passages { text += "\n[\(p.number)] (\(p.source)) \(p.text)" }
+        return text
+    }
 }

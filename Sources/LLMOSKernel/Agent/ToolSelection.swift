@@ -6,7 +6,7 @@ import LLMOSJSON
 /// shown the tools most relevant to the task, ranked by the words and symbols the task
 /// shares with each tool's name and description, as many as fit. The others stay callable:
 /// a model that names one gets it, and a wrong name is answered with the nearest real ones
-/// from all of them. (Issue 7's memory drivers may replace this with retrieval.)
+/// from all of them, and the model can ask for more with `tools.search` (AgentToolbox).
 public enum ToolSelection {
     /// Lowercased words of three letters or more, cut to their first five letters (a crude
     /// stem: "divided" and "divide" meet), numbers, and arithmetic operators — a symbol with
@@ -42,7 +42,29 @@ public enum ToolSelection {
     public static func select(task: String, specs: [JSONValue], budgetTokens: Int) -> [Int] {
         let costs = specs.map { ContextWindow.estimate($0.serialized()) }
         if 8 + costs.reduce(0, +) <= budgetTokens { return Array(specs.indices) }
-        let wanted = terms(task)
+        let scores = self.scores(query: task, specs: specs)
+        let ranked = specs.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+        var chosen: [Int] = []
+        var spent = 8
+        for index in ranked where scores[index] > 0 || chosen.isEmpty {
+            guard spent + costs[index] <= budgetTokens else { continue }
+            chosen.append(index)
+            spent += costs[index]
+        }
+        return chosen.sorted()
+    }
+
+    /// The tools matching `query`, best first (those scoring above 0), at most `limit`: what `tools.search` answers.
+    public static func search(query: String, specs: [JSONValue], limit: Int) -> [Int] {
+        let scores = self.scores(query: query, specs: specs)
+        return specs.indices.filter { scores[$0] > 0 }
+            .sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+            .prefix(limit).map { $0 }
+    }
+
+    /// Each tool's relevance to `query`.
+    static func scores(query: String, specs: [JSONValue]) -> [Double] {
+        let wanted = terms(query)
         let toolTerms: [(name: Set<String>, description: Set<String>)] = specs.map { spec in
             (terms((spec["name"]?.stringValue ?? "").replacingOccurrences(of: ".", with: " ").replacingOccurrences(of: "_", with: " ")),
              terms(spec["description"]?.stringValue ?? ""))
@@ -54,20 +76,11 @@ public enum ToolSelection {
         // A match in a short description counts for more than one in a long one (as BM25's
         // length normalisation): "Multiply two numbers (a * b)" is about "*", a formula
         // that happens to contain one is not.
-        let scores: [Double] = toolTerms.map { tool in
+        return toolTerms.map { tool in
             let length = sqrt(Double(max(4, tool.description.count)))
             return wanted.reduce(0) { sum, term in
                 sum + (tool.name.contains(term) ? 3 * weight(term) : 0) + (tool.description.contains(term) ? 2 * weight(term) / length : 0)
             }
         }
-        let ranked = specs.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
-        var chosen: [Int] = []
-        var spent = 8
-        for index in ranked where scores[index] > 0 || chosen.isEmpty {
-            guard spent + costs[index] <= budgetTokens else { continue }
-            chosen.append(index)
-            spent += costs[index]
-        }
-        return chosen.sorted()
     }
 }

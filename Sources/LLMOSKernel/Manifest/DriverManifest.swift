@@ -92,7 +92,7 @@ public struct DeviceClass: RawRepresentable, Hashable, Sendable, CustomStringCon
     public var knownOperations: [String] {
         switch self {
         case .cpu: return ["complete", "count_tokens", "embed", "info"]
-        case .memory: return ["append", "assemble", "evict", "recall", "stats"]
+        case .memory: return ["append", "assemble", "evict", "recall", "remember", "stats"]
         case .storage: return ["put", "search", "get", "delete", "collections", "create_collection", "drop_collection", "stats"]
         default: return []
         }

@@ -18,6 +18,11 @@ struct SyscallTable {
 
     static let handlers: [String: Handler] = [
         "log": { t, c, r throws(LLMOSError) in encode(try t.log(c, r)) },
+        // Whose call this is: a memory driver keeps one conversation per agent process.
+        "agent.self": { _, c, _ throws(LLMOSError) in
+            encode(["agent": c.pointee.agent.map { JSONValue.int(Int64($0)) } ?? .null,
+                    "tool": .string(c.pointee.tool.qualifiedName)])
+        },
         "kv.get": { t, c, r throws(LLMOSError) in encode(try t.kvGet(c, r)) },
         "kv.put": { t, c, r throws(LLMOSError) in encode(try t.kvPut(c, r)) },
         "kv.delete": { t, c, r throws(LLMOSError) in encode(try t.kvDelete(c, r)) },

@@ -19,11 +19,14 @@ struct AgentCommandOptions: ParsableArguments {
     @Option(name: .customLong("tools"), help: ArgumentHelp("Offer the model only tools matching GLOB, e.g. 'calc.*' or text.count (repeatable; default: every tool).", valueName: "GLOB"))
     var tools: [String] = []
 
-    @Option(name: .customLong("memory"), help: ArgumentHelp("The memory driver that assembles the context window (default: window, the kernel's own: the system prompt and the latest messages that fit).", valueName: "NAME"))
+    @Option(name: .customLong("memory"), help: ArgumentHelp("The memory driver that assembles the context window: window (the latest messages that fit; the default), compact (summarises the oldest part with the model), paged (pages old messages out to storage; the model recalls them). docs/MEMORY.md.", valueName: "NAME"))
     var memory: String?
 
-    @Option(name: .customLong("storage"), help: ArgumentHelp("A storage driver to retrieve from each turn (default: none).", valueName: "NAME"))
+    @Option(name: .customLong("storage"), help: ArgumentHelp("A storage driver to retrieve from at each task, e.g. sqlite: passages from --collection go into the context with their sources, and the model can search it too (default: none). Fill it with `llmos ingest`.", valueName: "NAME"))
     var storage: String?
+
+    @Option(name: .customLong("collection"), help: ArgumentHelp("The collection of --storage to retrieve from (default: docs, where `llmos ingest` puts files).", valueName: "NAME"))
+    var collection: String?
 
     @Option(name: .customLong("max-steps"), help: ArgumentHelp("At most N model turns per task (default 12).", valueName: "N"))
     var maxSteps: Int?
@@ -53,6 +56,7 @@ struct AgentCommandOptions: ParsableArguments {
         return ResolvedAgent(
             cpu: cpuName, tools: !tools.isEmpty ? tools : (profile?.tools ?? ["*"]),
             memory: memory ?? profile?.memory ?? AgentDriverSet.builtInMemory, storage: storage ?? profile?.storage,
+            collection: collection ?? profile?.collection ?? AgentDriverSet.defaultCollection,
             maxSteps: maxSteps ?? profile?.maxSteps ?? 12, maxCostUSD: maxCost ?? profile?.maxCostUSD,
             cpuSlots: cpuSlots ?? profile?.cpuSlots, driverConfig: profile?.driverConfig ?? [:], profile: profile?.name)
     }
@@ -64,6 +68,7 @@ struct ResolvedAgent {
     var tools: [String]
     var memory: String
     var storage: String?
+    var collection: String
     var maxSteps: Int
     var maxCostUSD: Double?
     var cpuSlots: Int?
@@ -73,7 +78,7 @@ struct ResolvedAgent {
 
     var cpuName: String { cpu }
     var toolGlobs: [String] { tools }
-    var driverSet: AgentDriverSet { AgentDriverSet(cpu: cpu, tools: tools, memory: memory, storage: storage) }
+    var driverSet: AgentDriverSet { AgentDriverSet(cpu: cpu, tools: tools, memory: memory, storage: storage, collection: collection) }
 
     func makeProcess(owner: String) -> AgentProcess {
         AgentProcess(owner: owner, drivers: driverSet, budgets: AgentBudgets(maxSteps: maxSteps, maxCostUSD: maxCostUSD))
@@ -107,21 +112,19 @@ struct ResolvedAgent {
             let list = cpus.isEmpty ? "none is loaded" : "loaded: \(cpus.joined(separator: ", "))"
             throw CommandFailure(message: "no cpu driver named \(cpu) is loaded (\(list); `llmos models` says more)")
         }
-        if memory != AgentDriverSet.builtInMemory {
-            let memories = kernel.loadedDrivers.filter { $0.deviceClass == .memory }.map(\.name)
+        let memories = kernel.loadedDrivers.filter { $0.deviceClass == .memory }.map(\.name)
+        if memory != AgentDriverSet.builtInMemory && !memories.contains(memory) {
             throw CommandFailure(message: "--memory \(memory): no memory driver of that name is loaded ("
-                                 + (memories.isEmpty ? "none is installed yet; " : "loaded: \(memories.joined(separator: ", ")); ")
-                                 + "the kernel's own is --memory window)")
+                                 + (memories.isEmpty ? "none is installed; " : "loaded: \(memories.joined(separator: ", ")); ")
+                                 + "the kernel's own is --memory window)" + NearestNames.suggestion(for: memory, in: memories))
         }
         if let storage {
             let stores = kernel.loadedDrivers.filter { $0.deviceClass == .storage }.map(\.name)
             if !stores.contains(storage) {
                 throw CommandFailure(message: "--storage \(storage): no storage driver of that name is loaded ("
-                                     + (stores.isEmpty ? "none is installed yet" : "loaded: \(stores.joined(separator: ", "))") + ")")
+                                     + (stores.isEmpty ? "none is installed" : "loaded: \(stores.joined(separator: ", "))") + ")"
+                                     + NearestNames.suggestion(for: storage, in: stores))
             }
-            // Refused rather than accepted and ignored: the loop does not retrieve yet.
-            throw CommandFailure(message: "--storage \(storage): retrieval from storage in the agent loop is not built yet; "
-                                 + "search it directly with llmos call \(storage).search '{\"collection\": \"C\", \"query\": \"...\"}' (docs/STORAGE.md)")
         }
     }
 }
@@ -134,6 +137,13 @@ enum Out {
 
 /// One-line forms of tool calls and their outcomes.
 enum AgentLines {
+    /// The passages retrieved for the task, on stderr, as the model was shown them: "[1] guide.md:10-24".
+    static func printSources(_ result: AgentRunResult) {
+        if let note = result.retrievalNote { Out.err("[retrieval: \(note)]\n") }
+        guard !result.sources.isEmpty else { return }
+        Out.err("sources:\n" + result.sources.map { "  [\($0.number)] \($0.source)\n" }.joined())
+    }
+
     static func clip(_ text: String, _ limit: Int = 160) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: "\\n")
         return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"

@@ -84,6 +84,7 @@ struct Ask: ParsableCommand {
                 if result.stopReason != .completed, let answer = result.answer, !wrote {
                     Out.write(answer + "\n")
                 }
+                AgentLines.printSources(result)
             }
             if result.stopReason != .completed {
                 throw CommandFailure(message: "stopped: \(result.stopReason.rawValue) — \(result.detail)")
@@ -98,6 +99,8 @@ struct Ask: ParsableCommand {
          "tool_calls": .array(result.allCalls.map(AgentLines.json)),
          "usage": result.json["usage"] ?? result.usage.json,
          "plan": .array(result.plan.map(JSONValue.string)),
+         "sources": .array(result.sources.map(\.json)),
+         "retrieval_note": result.retrievalNote.map(JSONValue.string) ?? .null,
          "steps": .int(Int64(result.steps.count)),
          "pid": .int(Int64(result.pid)),
          "elapsed_ms": .int(Int64(result.elapsedNanoseconds / 1_000_000))]

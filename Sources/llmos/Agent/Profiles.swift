@@ -22,12 +22,13 @@ struct AgentProfile: Equatable {
     var tools: [String]?
     var memory: String?
     var storage: String?
+    var collection: String?
     var maxSteps: Int?
     var maxCostUSD: Double?
     var cpuSlots: Int?
     var driverConfig: [String: JSONValue] = [:]
 
-    static let fields = ["cpu", "tools", "memory", "storage", "max_steps", "max_cost_usd", "cpu_slots", "config"]
+    static let fields = ["cpu", "tools", "memory", "storage", "collection", "max_steps", "max_cost_usd", "cpu_slots", "config"]
 
     /// $LLMOS_CONFIG_FILE, else ${XDG_CONFIG_HOME:-~/.config}/llmos/config.yaml.
     static func configFile(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -66,6 +67,7 @@ struct AgentProfile: Equatable {
             case "cpu": guard let s = field.stringValue, !s.isEmpty else { throw fail("a driver name") }; profile.cpu = s
             case "memory": guard let s = field.stringValue, !s.isEmpty else { throw fail("a driver name") }; profile.memory = s
             case "storage": guard let s = field.stringValue, !s.isEmpty else { throw fail("a driver name") }; profile.storage = s
+            case "collection": guard let s = field.stringValue, !s.isEmpty else { throw fail("a collection name") }; profile.collection = s
             case "tools":
                 if let s = field.stringValue { profile.tools = [s]; continue }
                 guard let items = field.arrayValue?.compactMap(\.stringValue), items.count == field.arrayValue?.count, !items.isEmpty else {

@@ -143,6 +143,7 @@ final class ReplSession: @unchecked Sendable {
         lock.withLock { turnRunning = false }
         let wrote = printer.wroteText
         printer.finishTurn()
+        AgentLines.printSources(result)
         switch result.stopReason {
         case .completed:
             break

@@ -1,6 +1,7 @@
 import LLMOSJSON
 
-/// The loop's built-in context window (until memory drivers exist): the system prompt and
+/// The built-in context window (the kernel's `window`, and the rules every memory driver
+/// keeps, which is why it is its own module: drivers link it, never the kernel): the system prompt and
 /// the conversation, trimmed oldest-first so that a request never overflows the model's
 /// context. Pure: it works on messages and a token estimate; the loop checks the result
 /// with the cpu driver's `count_tokens` when it has one and asks again with a tighter limit.
@@ -44,46 +45,61 @@ public struct ContextWindow: Sendable {
         /// false when even the system prompt, the pinned messages and the newest unit do not
         /// fit after shortening: the caller must not send it.
         public var fits: Bool
+
+        public init(messages: [JSONValue], dropped: Int, truncated: Int, tokens: Int, fits: Bool) {
+            self.messages = messages
+            self.dropped = dropped
+            self.truncated = truncated
+            self.tokens = tokens
+            self.fits = fits
+        }
     }
 
-    /// Chooses what to send. `conversation` is oldest first, without the system prompt; the
+    /// Chooses what to send. `conversation` is oldest first, without the system prompt;
+    /// `extra` follows it for this request only (a note to the model that is not kept). The
     /// message at `pinned` (the current task) is kept whatever happens, and so is the newest
     /// unit; the others are kept newest first while they fit. `limit` is the number of
     /// tokens the messages may take (the prompt's limit less the tools); `scale` multiplies
     /// each estimate (learned from the driver's own counts).
-    public static func assemble(system: JSONValue?, conversation: [JSONValue], pinned: Int? = nil, limit: Int,
-                                scale: Double = 1) -> Assembled {
+    ///
+    /// It walks back from the newest message and stops at the first unit that does not fit,
+    /// so its cost is that of what it keeps, not of the whole history (a 100,000-message
+    /// conversation assembles as fast as a short one).
+    public static func assemble(system: JSONValue?, conversation: [JSONValue], extra: [JSONValue] = [], pinned: Int? = nil,
+                                limit: Int, scale: Double = 1) -> Assembled {
         func cost(_ message: JSONValue) -> Int { Int((Double(estimate(message: message)) * scale).rounded(.up)) }
-        let units = Self.units(conversation)
-        // Which unit holds the pinned message.
-        var pinnedUnit: Int?
-        if let pinned, pinned >= 0, pinned < conversation.count {
-            var seen = 0
-            for (i, unit) in units.enumerated() {
-                if pinned < seen + unit.count { pinnedUnit = i; break }
-                seen += unit.count
-            }
+        let count = conversation.count + extra.count
+        func message(_ i: Int) -> JSONValue { i < conversation.count ? conversation[i] : extra[i - conversation.count] }
+        func isTool(_ i: Int) -> Bool { message(i)["role"]?.stringValue == "tool" }
+        func cost(from start: Int, to end: Int) -> Int { (start..<end).reduce(0) { $0 + cost(message($1)) } }
+        /// The unit holding message i: a tool message belongs with the messages before it, back to the first that is not one.
+        func unit(containing i: Int) -> Range<Int> {
+            var start = i, end = i + 1
+            while start > 0 && isTool(start) { start -= 1 }
+            while end < count && isTool(end) { end += 1 }
+            return start..<end
         }
-        let unitCosts = units.map { $0.reduce(0) { $0 + cost($1) } }
-        var used = (system.map(cost) ?? 0) + (pinnedUnit.map { unitCosts[$0] } ?? 0)
+        var pinnedUnit: Range<Int>?
+        if let pinned, pinned >= 0, pinned < count { pinnedUnit = unit(containing: pinned) }
+        var used = (system.map(cost) ?? 0) + (pinnedUnit.map { cost(from: $0.lowerBound, to: $0.upperBound) } ?? 0)
 
         // A suffix of the conversation, newest first, as far as it fits (the newest always).
-        var keep = Set<Int>()
-        if let pinnedUnit { keep.insert(pinnedUnit) }
-        for i in units.indices.reversed() where i != pinnedUnit {
-            if i != units.count - 1 && used + unitCosts[i] > limit { break }
-            keep.insert(i)
-            used += unitCosts[i]
+        var suffixStart = count
+        while suffixStart > 0 {
+            let u = unit(containing: suffixStart - 1)
+            if u == pinnedUnit { suffixStart = u.lowerBound; continue }
+            let c = cost(from: u.lowerBound, to: u.upperBound)
+            if suffixStart != count && used + c > limit { break }
+            used += c
+            suffixStart = u.lowerBound
         }
         var body: [JSONValue] = []
-        var dropped = 0
-        for (i, unit) in units.enumerated() {
-            if keep.contains(i) { body += unit } else { dropped += unit.count }
-        }
-        var truncated = 0
-        var shortenedIndices = Set<Int>()
+        if let pinnedUnit, pinnedUnit.upperBound <= suffixStart { body += pinnedUnit.map(message) }
+        body += (suffixStart..<count).map(message)
+        let dropped = count - body.count
 
         // Still over: shorten the longest tool results (never the task, never a reply).
+        var shortenedIndices = Set<Int>()
         for _ in 0..<8 where used > limit {
             guard let index = body.indices.filter({ body[$0]["role"]?.stringValue == "tool" })
                 .max(by: { cost(body[$0]) < cost(body[$1]) }) else { break }
@@ -97,15 +113,14 @@ public struct ContextWindow: Sendable {
             used += cost(body[index]) - before
             shortenedIndices.insert(index)
         }
-        truncated = shortenedIndices.count
         var messages = system.map { [$0] } ?? []
         messages += body
-        return Assembled(messages: messages, dropped: dropped, truncated: truncated, tokens: used, fits: used <= limit)
+        return Assembled(messages: messages, dropped: dropped, truncated: shortenedIndices.count, tokens: used, fits: used <= limit)
     }
 
     /// The conversation cut into units that stand alone: a tool message joins the unit of
     /// the assistant message before it.
-    static func units(_ messages: [JSONValue]) -> [[JSONValue]] {
+    public static func units(_ messages: [JSONValue]) -> [[JSONValue]] {
         var units: [[JSONValue]] = []
         for message in messages {
             if message["role"]?.stringValue == "tool", !units.isEmpty {
@@ -133,7 +148,7 @@ public struct ContextWindow: Sendable {
         return String(text[..<end]) + " …[\(cut) more bytes cut to fit the context window]"
     }
 
-    static func replacingContent(_ message: JSONValue, with content: String) -> JSONValue {
+    public static func replacingContent(_ message: JSONValue, with content: String) -> JSONValue {
         guard var object = message.objectValue else { return message }
         object["content"] = .string(content)
         return .object(object)

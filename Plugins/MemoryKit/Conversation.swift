@@ -1,0 +1,144 @@
+// What every memory driver keeps: conversations of messages with ids and token estimates,
+// and the one way to assemble a window of them (LLMOSContext's ContextWindow, which the
+// kernel's own window uses too, so that all memories count and cut alike).
+import Glibc
+import LLMOSContext
+import LLMOSDriverSDK
+import LLMOSJSON
+
+/// One conversation's live messages (those not evicted, summarised or paged out), oldest first.
+public final class Conversation {
+    public let name: String
+    public private(set) var messages: [JSONValue] = []
+    /// The id of each message in `messages` (ascending; "1", "2", ... as strings on the wire).
+    public private(set) var ids: [Int] = []
+    /// Their estimated tokens, in total.
+    public private(set) var tokens = 0
+    /// Messages removed so far (evicted, folded into a summary, paged out).
+    public var removed = 0
+    /// Facts the model or the user asked to keep (`remember`): always in the context.
+    public var facts: [String] = []
+    /// Paged out to storage (paged): how many, their ids, the words most frequent in them.
+    public var pagedOut = 0
+    public var pagedIDs: ClosedRange<Int>?
+    public var pagedWords: [String: Int] = [:]
+    /// What a summarising memory made of the messages it removed (compact).
+    public var summary: String?
+    private var nextID = 1
+
+    public init(name: String) { self.name = name }
+
+    @discardableResult
+    public func append(_ message: JSONValue) -> (id: Int, tokens: Int) {
+        let id = nextID
+        nextID += 1
+        let cost = ContextWindow.estimate(message: message)
+        messages.append(message)
+        ids.append(id)
+        tokens += cost
+        return (id, cost)
+    }
+
+    /// Index in `messages` of the message with this id, if it is still live.
+    public func index(of id: Int) -> Int? {
+        var low = 0, high = ids.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ids[mid] < id { low = mid + 1 } else { high = mid }
+        }
+        return low < ids.count && ids[low] == id ? low : nil
+    }
+
+    /// Removes the first `count` live messages and returns them with their ids.
+    @discardableResult
+    public func removeFirst(_ count: Int) -> [(id: Int, message: JSONValue)] {
+        let n = min(count, messages.count)
+        let gone = (0..<n).map { (ids[$0], messages[$0]) }
+        for (_, message) in gone { tokens -= ContextWindow.estimate(message: message) }
+        messages.removeFirst(n)
+        ids.removeFirst(n)
+        removed += n
+        return gone
+    }
+
+    /// Removes every live message except the unit at `keeping` (an index), returning the others.
+    public func removeAll(exceptUnitAt keeping: Int?) -> [(id: Int, message: JSONValue)] {
+        guard let keeping, let unit = unitRange(containing: keeping) else { return removeFirst(messages.count) }
+        let kept = unit.map { (ids[$0], messages[$0]) }
+        let gone = messages.indices.filter { !unit.contains($0) }.map { (ids[$0], messages[$0]) }
+        messages = kept.map(\.1)
+        ids = kept.map(\.0)
+        tokens = messages.reduce(0) { $0 + ContextWindow.estimate(message: $1) }
+        removed += gone.count
+        return gone
+    }
+
+    /// The messages from index `start` on that make whole units: a tool message stays with the call before it.
+    public func unitRange(containing index: Int) -> Range<Int>? {
+        guard index >= 0, index < messages.count else { return nil }
+        var start = index, end = index + 1
+        while start > 0 && messages[start]["role"]?.stringValue == "tool" { start -= 1 }
+        while end < messages.count && messages[end]["role"]?.stringValue == "tool" { end += 1 }
+        return start..<end
+    }
+
+    /// The length of the longest prefix of whole units whose removal brings the live
+    /// tokens to at most `target`, never reaching into the unit at `protected` or the newest unit.
+    public func prefixToRemove(toReach target: Int, protecting protected: Int?) -> Int {
+        guard !messages.isEmpty else { return 0 }
+        let newest = unitRange(containing: messages.count - 1)!.lowerBound
+        let stop = min(newest, protected.flatMap { unitRange(containing: $0)?.lowerBound } ?? newest)
+        var left = tokens, end = 0
+        while end < stop && left > target {
+            let unit = unitRange(containing: end)!
+            guard unit.upperBound <= stop else { break }
+            left -= unit.reduce(0) { $0 + ContextWindow.estimate(message: messages[$1]) }
+            end = unit.upperBound
+        }
+        return end
+    }
+
+    public func clear() {
+        removed += messages.count
+        messages.removeAll()
+        ids.removeAll()
+        tokens = 0
+        facts.removeAll()
+        summary = nil
+    }
+}
+
+/// The conversations of one driver instance, by name ("agent-7"), safe across threads.
+public final class ConversationTable: @unchecked Sendable {
+    private var conversations: [String: Conversation] = [:]
+    private let lock = PthreadLock()
+
+    public init() {}
+
+    /// Runs `body` on the named conversation (made on first use), holding the table's lock.
+    public func with<T>(_ name: String, _ body: (Conversation) throws(DriverError) -> T) throws(DriverError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        let conversation: Conversation
+        if let existing = conversations[name] { conversation = existing } else {
+            conversation = Conversation(name: name)
+            conversations[name] = conversation
+        }
+        return try body(conversation)
+    }
+
+    public var names: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return conversations.keys.sorted()
+    }
+}
+
+/// A pthread mutex without Foundation (drivers keep their dependencies small).
+public final class PthreadLock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    public func lock() { pthread_mutex_lock(&mutex) }
+    public func unlock() { pthread_mutex_unlock(&mutex) }
+}
