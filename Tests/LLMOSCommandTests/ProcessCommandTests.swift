@@ -151,17 +151,19 @@ import Testing
     }
 
     @Test func memoryAndStorageFlagsNameWhatIsMissing() throws {
-        let memory = try llmos.run(["ask", "--cpu", "scripted", "--memory", "paged", "hi"])
+        let memory = try llmos.run(["ask", "--cpu", "scripted", "--memory", "pagd", "hi"])
         #expect(memory.status == 1)
-        #expect(memory.stderr.contains("--memory paged: no memory driver of that name is loaded"), "\(memory.stderr)")
-        #expect(memory.stderr.contains("--memory window"))
+        #expect(memory.stderr.contains("--memory pagd: no memory driver of that name is loaded"), "\(memory.stderr)")
+        #expect(memory.stderr.contains("did you mean paged?"), "\(memory.stderr)")
         let storage = try llmos.run(["ask", "--cpu", "scripted", "--storage", "nosuch", "hi"])
         #expect(storage.status == 1)
-        #expect(storage.stderr.contains("--storage nosuch: no storage driver of that name is loaded (loaded: sqlite)"), "\(storage.stderr)")
-        // A real storage driver is refused too, rather than accepted and not used.
-        let sqlite = try llmos.run(["ask", "--cpu", "scripted", "--storage", "sqlite", "hi"])
-        #expect(sqlite.status == 1)
-        #expect(sqlite.stderr.contains("retrieval from storage in the agent loop is not built yet"), "\(sqlite.stderr)")
+        #expect(storage.stderr.contains("--storage nosuch: no storage driver of that name is loaded (loaded: "), "\(storage.stderr)")
+        // A store the policy does not let the process read: the run goes on without passages, and says why.
+        let path = try script([#"{"text": "an answer"}"#])
+        let sqlite = try llmos.run(["ask", "--cpu", "scripted", "--config", "scripted={\"script\": \"\(path)\"}", "--storage", "sqlite", "hi"])
+        #expect(sqlite.status == 0, "\(sqlite.stderr)")
+        #expect(sqlite.stdout.contains("an answer"))
+        #expect(sqlite.stderr.contains("nothing retrieved from sqlite collection docs"), "\(sqlite.stderr)")
     }
 
     @Test func theLineEditorEditsAndRemembers() throws {

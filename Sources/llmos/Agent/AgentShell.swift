@@ -137,9 +137,9 @@ enum Out {
 
 /// One-line forms of tool calls and their outcomes.
 enum AgentLines {
-    /// The passages retrieved for the task, on stderr, as the model was shown them: "[1] guide.md:10-24".
+    /// The passages retrieved for the task, on stderr, as the model was shown them: "[1] guide.md:10-24"
+    /// (why none were is a note the run showed at its start).
     static func printSources(_ result: AgentRunResult) {
-        if let note = result.retrievalNote { Out.err("[retrieval: \(note)]\n") }
         guard !result.sources.isEmpty else { return }
         Out.err("sources:\n" + result.sources.map { "  [\($0.number)] \($0.source)\n" }.joined())
     }
