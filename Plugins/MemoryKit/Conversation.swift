@@ -22,6 +22,9 @@ public final class Conversation {
     public var pagedOut = 0
     public var pagedIDs: ClosedRange<Int>?
     public var pagedWords: [String: Int] = [:]
+    public var pagedTopWords: [String] = []
+    /// The last recall for a task (paged): the same task with nothing paged out since is not searched again.
+    public var lastRecall: (query: String, pagedOut: Int, messages: [JSONValue])?
     /// What a summarising memory made of the messages it removed (compact).
     public var summary: String?
     private var nextID = 1
@@ -61,18 +64,6 @@ public final class Conversation {
         return gone
     }
 
-    /// Removes every live message except the unit at `keeping` (an index), returning the others.
-    public func removeAll(exceptUnitAt keeping: Int?) -> [(id: Int, message: JSONValue)] {
-        guard let keeping, let unit = unitRange(containing: keeping) else { return removeFirst(messages.count) }
-        let kept = unit.map { (ids[$0], messages[$0]) }
-        let gone = messages.indices.filter { !unit.contains($0) }.map { (ids[$0], messages[$0]) }
-        messages = kept.map(\.1)
-        ids = kept.map(\.0)
-        tokens = messages.reduce(0) { $0 + ContextWindow.estimate(message: $1) }
-        removed += gone.count
-        return gone
-    }
-
     /// The messages from index `start` on that make whole units: a tool message stays with the call before it.
     public func unitRange(containing index: Int) -> Range<Int>? {
         guard index >= 0, index < messages.count else { return nil }
@@ -82,20 +73,42 @@ public final class Conversation {
         return start..<end
     }
 
-    /// The length of the longest prefix of whole units whose removal brings the live
-    /// tokens to at most `target`, never reaching into the unit at `protected` or the newest unit.
-    public func prefixToRemove(toReach target: Int, protecting protected: Int?) -> Int {
-        guard !messages.isEmpty else { return 0 }
+    /// The oldest whole units whose removal brings the live tokens to at most `target`,
+    /// as indexes into `messages` (ascending): never the unit at `protected` (the pinned
+    /// task, which may be old: it is stepped over, not a wall) and never the newest unit.
+    public func oldestUnits(toReach target: Int, protecting protected: Int?) -> [Int] {
+        guard !messages.isEmpty else { return [] }
         let newest = unitRange(containing: messages.count - 1)!.lowerBound
-        let stop = min(newest, protected.flatMap { unitRange(containing: $0)?.lowerBound } ?? newest)
-        var left = tokens, end = 0
-        while end < stop && left > target {
-            let unit = unitRange(containing: end)!
-            guard unit.upperBound <= stop else { break }
-            left -= unit.reduce(0) { $0 + ContextWindow.estimate(message: messages[$1]) }
-            end = unit.upperBound
+        let pinned = protected.flatMap { unitRange(containing: $0) }
+        var left = tokens, chosen: [Int] = [], start = 0
+        while start < newest && left > target {
+            let unit = unitRange(containing: start)!
+            guard unit.upperBound <= newest else { break }
+            if unit != pinned {
+                left -= unit.reduce(0) { $0 + ContextWindow.estimate(message: messages[$1]) }
+                chosen += Array(unit)
+            }
+            start = unit.upperBound
         }
-        return end
+        return chosen
+    }
+
+    /// Removes the messages at `indexes` (ascending), returning them with their ids.
+    @discardableResult
+    public func remove(at indexes: [Int]) -> [(id: Int, message: JSONValue)] {
+        let gone = indexes.map { (ids[$0], messages[$0]) }
+        let drop = Set(indexes)
+        var keptMessages: [JSONValue] = [], keptIDs: [Int] = []
+        keptMessages.reserveCapacity(messages.count - drop.count)
+        for i in messages.indices where !drop.contains(i) {
+            keptMessages.append(messages[i])
+            keptIDs.append(ids[i])
+        }
+        for (_, message) in gone { tokens -= ContextWindow.estimate(message: message) }
+        messages = keptMessages
+        ids = keptIDs
+        removed += gone.count
+        return gone
     }
 
     public func clear() {

@@ -125,16 +125,16 @@ struct CompactMemoryDriver: LLMOSDriver {
             if Double(used) >= configuration.threshold * Double(request.limit), let cpu {
                 let pinned = request.pinned.compactMap { conversation.index(of: $0) }.first
                 let target = Int(configuration.target * Double(request.limit)) - systemTokens - configuration.summaryTokens
-                let count = conversation.prefixToRemove(toReach: max(0, target), protecting: pinned)
-                if count > 0 {
-                    let texts = conversation.messages[0..<count].map(MessageText.render)
+                let chosen = conversation.oldestUnits(toReach: max(0, target), protecting: pinned)
+                if !chosen.isEmpty {
+                    let texts = chosen.map { MessageText.render(conversation.messages[$0]) }
                     let pieceTokens = configuration.pieceTokens > 0 ? configuration.pieceTokens : max(64, request.budget * 6 / 10)
                     do throws(DriverError) {
                         let (summary, requests) = try summarise(Array(texts), previous: conversation.summary,
                                                                 pieceTokens: pieceTokens, cpu: cpu, call)
                         conversation.summary = summary
-                        conversation.removeFirst(count)
-                        extra["summarized"] = .int(Int64(count))
+                        conversation.remove(at: chosen)
+                        extra["summarized"] = .int(Int64(chosen.count))
                         extra["summary_requests"] = .int(Int64(requests))
                     } catch where error.code == .cancelled {
                         throw error

@@ -78,10 +78,15 @@ struct PagedMemoryDriver: LLMOSDriver {
         let high = max(conversation.pagedIDs?.upperBound ?? Int.min, messages.last!.id)
         conversation.pagedIDs = low...high
         for item in messages {
-            for word in MessageText.words(item.message["content"]?.stringValue ?? "") where word.count >= 4 && !Self.common.contains(word) {
+            for word in MessageText.words(item.message["content"]?.stringValue ?? "")
+            where word.count >= 4 && !word.allSatisfy(\.isNumber) && !Self.common.contains(word) {
                 conversation.pagedWords[word, default: 0] += 1
             }
         }
+        // Bounded: past 4,096 distinct words, those seen once are forgotten.
+        if conversation.pagedWords.count > 4096 { conversation.pagedWords = conversation.pagedWords.filter { $0.value > 1 } }
+        conversation.pagedTopWords = conversation.pagedWords.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .prefix(12).map(\.key)
     }
 
     static let common: Set<String> = ["that", "this", "with", "from", "have", "what", "your", "will", "they", "them", "then",
@@ -101,7 +106,7 @@ struct PagedMemoryDriver: LLMOSDriver {
     /// The short index of what is paged out, for the context.
     func index(_ conversation: Conversation) -> String {
         guard conversation.pagedOut > 0, let ids = conversation.pagedIDs else { return "" }
-        let words = conversation.pagedWords.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(12).map(\.key)
+        let words = conversation.pagedTopWords
         return "Paged out to storage: \(conversation.pagedOut) earlier messages of this conversation (ids \(ids.lowerBound)-\(ids.upperBound))"
             + (words.isEmpty ? "" : ", mentioning " + words.joined(separator: ", "))
             + ". They are not shown here: call \(Self.name).recall with a query to bring back what you need."
@@ -130,13 +135,13 @@ struct PagedMemoryDriver: LLMOSDriver {
             if systemTokens + conversation.tokens + extraTokens > request.limit {
                 let pinned = request.pinned.compactMap { conversation.index(of: $0) }.first
                 let target = Int(configuration.target * Double(request.limit)) - systemTokens - extraTokens
-                let count = conversation.prefixToRemove(toReach: max(0, target), protecting: pinned)
-                if count > 0 {
-                    let out = (0..<count).map { (conversation.ids[$0], conversation.messages[$0]) }
+                let chosen = conversation.oldestUnits(toReach: max(0, target), protecting: pinned)
+                if !chosen.isEmpty {
+                    let out = chosen.map { (conversation.ids[$0], conversation.messages[$0]) }
                     do throws(DriverError) {
                         try pageOut(out, conversation, call)
-                        conversation.removeFirst(count)
-                        pagedNow = count
+                        conversation.remove(at: chosen)
+                        pagedNow = chosen.count
                     } catch {
                         if error.code == .cancelled { throw error }
                         // Nothing lost: the messages stay live, and the window leaves the oldest out this time.
@@ -147,7 +152,13 @@ struct PagedMemoryDriver: LLMOSDriver {
             // The page fault the task itself causes: paged-out messages about it come back.
             if let query = request.query, conversation.pagedOut > 0, configuration.autoRecall > 0 {
                 do throws(DriverError) {
-                    recalled = try searchPages(query, conversation.name, limit: configuration.autoRecall, call)
+                    // Once per task: the steps of one task ask the same, until more is paged out.
+                    if let last = conversation.lastRecall, last.query == query, last.pagedOut == conversation.pagedOut {
+                        recalled = last.messages
+                    } else {
+                        recalled = try searchPages(query, conversation.name, limit: configuration.autoRecall, call)
+                        conversation.lastRecall = (query, conversation.pagedOut, recalled)
+                    }
                 } catch {
                     if error.code == .cancelled { throw error }
                     warnings.append(.string("recall for the task failed: \(error.message)"))

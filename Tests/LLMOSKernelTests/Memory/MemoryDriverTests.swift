@@ -214,6 +214,28 @@ func checkAssembly(_ messages: [JSONValue], system: String, budget: Int, tokens:
         #expect(stats["messages"]?.int64Value == 60)
     }
 
+    /// An old pinned task (a long task of many tool calls) is stepped over, not a wall: what
+    /// came after it is still summarised or paged out, and the task stays.
+    @Test(arguments: ["compact", "paged"])
+    func anOldPinnedTaskDoesNotStopCompaction(_ driver: String) throws {
+        let harness = try memoryHarness()
+        defer { harness.removeWorkspace() }
+        let memory = DriverMemory(kernel: harness.kernel, driver: driver, conversation: "pin")
+        let task = try memory.append(["role": "user", "content": "The task: add up many numbers."], options: CallOptions())
+        for i in 0..<80 {
+            _ = try memory.append(["role": "assistant", "content": .null, "tool_calls": [["id": .string("c\(i)"), "name": "calc.add", "arguments": ["a": .int(Int64(i)), "b": 1]]]], options: CallOptions())
+            _ = try memory.append(["role": "tool", "tool_call_id": .string("c\(i)"), "content": .string("{\"result\": \(i + 1)} " + String(repeating: "pad ", count: 30))], options: CallOptions())
+        }
+        var request = ContextRequest(system: ["role": "system", "content": "System."], limitTokens: 1200)
+        request.pinned = [task]
+        request.cpu = "scripted"
+        let assembled = try memory.assemble(request, options: CallOptions())
+        checkAssembly(assembled.messages, system: "System.", budget: 1200, tokens: assembled.tokens, label: driver)
+        #expect(assembled.messages.dropFirst().first?["content"]?.stringValue == "The task: add up many numbers.")
+        let stats = try JSON.parse(try harness.kernel.call("\(driver).stats", input: ["conversation": "pin"] as JSONValue).output)
+        #expect((stats["evicted"]?.int64Value ?? 0) > 50, "\(driver): \(stats)")
+    }
+
     @Test func badInputsNameTheField() throws {
         let harness = try memoryHarness()
         defer { harness.removeWorkspace() }
