@@ -67,10 +67,7 @@ public final class Conversation {
     /// The messages from index `start` on that make whole units: a tool message stays with the call before it.
     public func unitRange(containing index: Int) -> Range<Int>? {
         guard index >= 0, index < messages.count else { return nil }
-        var start = index, end = index + 1
-        while start > 0 && messages[start]["role"]?.stringValue == "tool" { start -= 1 }
-        while end < messages.count && messages[end]["role"]?.stringValue == "tool" { end += 1 }
-        return start..<end
+        return ContextWindow.unit(containing: index, count: messages.count) { messages[$0]["role"]?.stringValue == "tool" }
     }
 
     /// The oldest whole units whose removal brings the live tokens to at most `target`,

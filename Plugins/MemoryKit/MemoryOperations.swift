@@ -170,3 +170,41 @@ public enum MemoryReplies {
         return .object(output)
     }
 }
+
+/// An operation of a memory driver: its input, already parsed as an object, to its output.
+public typealias MemoryOperation<Driver> = (Driver, JSONValue, CallContext) throws(DriverError) -> JSONValue
+
+/// A memory driver over a `ConversationTable`: `append` and `evict` are the same for every
+/// memory, and so is how an operation gets its input and its conversation.
+public protocol MemoryDriver: LLMOSDriver {
+    var table: ConversationTable { get }
+}
+
+extension MemoryDriver {
+    /// Runs `body` on the conversation the call is about (see `MemoryInput.conversation`).
+    public func withConversation<T>(_ input: JSONValue, _ call: CallContext,
+                                    _ body: (Conversation) throws(DriverError) -> T) throws(DriverError) -> T {
+        try table.with(try MemoryInput.conversation(input, call), body)
+    }
+
+    /// Registers `append` and `evict`, then the driver's own `operations`.
+    public static func register(_ router: inout Router, operations: [(String, MemoryOperation<Self>)]) {
+        let shared: [(String, MemoryOperation<Self>)] = [
+            ("append", { driver, input, call throws(DriverError) in
+                let message = try MemoryInput.message(input)
+                return try driver.withConversation(input, call) { conversation throws(DriverError) in
+                    let (id, tokens) = conversation.append(message)
+                    return MemoryReplies.appended(id, tokens)
+                }
+            }),
+            ("evict", { driver, input, call throws(DriverError) in
+                try driver.withConversation(input, call) { conversation throws(DriverError) in try MemoryReplies.evict(input, conversation) }
+            }),
+        ]
+        for (name, handler) in shared + operations {
+            router.addRaw(name) { (driver: Self, json: String, call: CallContext) throws -> String in
+                try handler(driver, try MemoryInput.object(json), call).serialized()
+            }
+        }
+    }
+}

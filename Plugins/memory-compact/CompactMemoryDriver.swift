@@ -42,7 +42,7 @@ struct CompactConfiguration {
     }
 }
 
-struct CompactMemoryDriver: LLMOSDriver {
+struct CompactMemoryDriver: MemoryDriver {
     static let name = "compact"
     static let version = "1.0.0"
 
@@ -111,7 +111,7 @@ struct CompactMemoryDriver: LLMOSDriver {
     func assemble(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
         let request = try AssembleRequest(input)
         let cpu = request.cpu ?? configuration.cpu
-        return try table.with(try MemoryInput.conversation(input, call)) { conversation throws(DriverError) in
+        return try withConversation(input, call) { conversation throws(DriverError) in
             func system() -> String? {
                 MemoryWindow.system(request.system, sections: [
                     MemoryWindow.facts(conversation),
@@ -150,36 +150,21 @@ struct CompactMemoryDriver: LLMOSDriver {
     }
 
     static func register(_ router: inout Router) {
-        let operations: [(String, (CompactMemoryDriver, JSONValue, CallContext) throws(DriverError) -> JSONValue)] = [
-            ("append", { d, i, c throws(DriverError) in
-                let message = try MemoryInput.message(i)
-                return try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
-                    let (id, tokens) = conversation.append(message)
-                    return MemoryReplies.appended(id, tokens)
-                }
-            }),
+        register(&router, operations: [
             ("assemble", { d, i, c throws(DriverError) in try d.assemble(i, c) }),
-            ("evict", { d, i, c throws(DriverError) in
-                try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in try MemoryReplies.evict(i, conversation) }
-            }),
             ("remember", { d, i, c throws(DriverError) in
                 guard let fact = i["fact"]?.stringValue, !fact.isEmpty else { throw .invalidArgument("fact: required, a non-empty string") }
-                return try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
+                return try d.withConversation(i, c) { conversation throws(DriverError) in
                     if !conversation.facts.contains(fact) { conversation.facts.append(fact) }
                     return ["facts": .int(Int64(conversation.facts.count))]
                 }
             }),
             ("stats", { d, i, c throws(DriverError) in
-                try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
+                try d.withConversation(i, c) { conversation throws(DriverError) in
                     MemoryReplies.stats(conversation, extra: ["summary_tokens": .int(Int64(ContextWindow.estimate(conversation.summary ?? "")))])
                 }
             }),
-        ]
-        for (name, handler) in operations {
-            router.addRaw(name) { (driver: CompactMemoryDriver, json: String, call: CallContext) throws -> String in
-                try handler(driver, try MemoryInput.object(json), call).serialized()
-            }
-        }
+        ])
     }
 }
 

@@ -39,7 +39,7 @@ struct PagedConfiguration {
     }
 }
 
-struct PagedMemoryDriver: LLMOSDriver {
+struct PagedMemoryDriver: MemoryDriver {
     static let name = "paged"
     static let version = "1.0.0"
 
@@ -116,8 +116,7 @@ struct PagedMemoryDriver: LLMOSDriver {
 
     func assemble(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
         let request = try AssembleRequest(input)
-        let name = try MemoryInput.conversation(input, call)
-        return try table.with(name) { conversation throws(DriverError) in
+        return try withConversation(input, call) { conversation throws(DriverError) in
             var warnings: [JSONValue] = []
             var recalled: [JSONValue] = []
             func system() -> String? {
@@ -180,9 +179,8 @@ struct PagedMemoryDriver: LLMOSDriver {
     func recall(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
         guard let query = input["query"]?.stringValue, !query.isEmpty else { throw .invalidArgument("query: required, a non-empty string") }
         let limit = Int(input["limit"]?.int64Value ?? 5)
-        let name = try MemoryInput.conversation(input, call)
-        return try table.with(name) { conversation throws(DriverError) in
-            var found = conversation.pagedOut > 0 ? try searchPages(query, name, limit: limit, call) : []
+        return try withConversation(input, call) { conversation throws(DriverError) in
+            var found = conversation.pagedOut > 0 ? try searchPages(query, conversation.name, limit: limit, call) : []
             // Live messages match too (the model may not know what is still in view).
             for index in MessageText.rank(query, conversation.messages, limit: limit) where found.count < limit {
                 found.append(conversation.messages[index])
@@ -195,43 +193,27 @@ struct PagedMemoryDriver: LLMOSDriver {
         guard let fact = input["fact"]?.stringValue, !fact.isEmpty, fact.utf8.count <= 4000 else {
             throw .invalidArgument("fact: required, a non-empty string of at most 4000 bytes")
         }
-        let name = try MemoryInput.conversation(input, call)
-        return try table.with(name) { conversation throws(DriverError) in
+        return try withConversation(input, call) { conversation throws(DriverError) in
             guard !conversation.facts.contains(fact) else { return ["facts": .int(Int64(conversation.facts.count)), "stored": false] }
             // On disk too, so that it outlives the context and can be recalled by words.
             _ = try storage("put", ["collection": .string(configuration.collection),
-                                    "documents": [["text": .string(fact), "metadata": ["conversation": .string(name), "kind": "fact"]]]], call)
+                                    "documents": [["text": .string(fact), "metadata": ["conversation": .string(conversation.name), "kind": "fact"]]]], call)
             conversation.facts.append(fact)
             return ["facts": .int(Int64(conversation.facts.count)), "stored": true]
         }
     }
 
     static func register(_ router: inout Router) {
-        let operations: [(String, (PagedMemoryDriver, JSONValue, CallContext) throws(DriverError) -> JSONValue)] = [
-            ("append", { d, i, c throws(DriverError) in
-                let message = try MemoryInput.message(i)
-                return try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
-                    let (id, tokens) = conversation.append(message)
-                    return MemoryReplies.appended(id, tokens)
-                }
-            }),
+        register(&router, operations: [
             ("assemble", { d, i, c throws(DriverError) in try d.assemble(i, c) }),
-            ("evict", { d, i, c throws(DriverError) in
-                try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in try MemoryReplies.evict(i, conversation) }
-            }),
             ("recall", { d, i, c throws(DriverError) in try d.recall(i, c) }),
             ("remember", { d, i, c throws(DriverError) in try d.remember(i, c) }),
             ("stats", { d, i, c throws(DriverError) in
-                try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
+                try d.withConversation(i, c) { conversation throws(DriverError) in
                     MemoryReplies.stats(conversation, extra: ["paged_out": .int(Int64(conversation.pagedOut))])
                 }
             }),
-        ]
-        for (name, handler) in operations {
-            router.addRaw(name) { (driver: PagedMemoryDriver, json: String, call: CallContext) throws -> String in
-                try handler(driver, try MemoryInput.object(json), call).serialized()
-            }
-        }
+        ])
     }
 }
 

@@ -6,7 +6,7 @@ import LLMOSDriverSDK
 import LLMOSJSON
 import MemoryKit
 
-struct WindowMemoryDriver: LLMOSDriver {
+struct WindowMemoryDriver: MemoryDriver {
     static let name = "window"
     static let version = "1.0.0"
 
@@ -15,42 +15,27 @@ struct WindowMemoryDriver: LLMOSDriver {
     init(context: DriverContext) throws {}
 
     static func register(_ router: inout Router) {
-        let operations: [(String, (WindowMemoryDriver, JSONValue, CallContext) throws(DriverError) -> JSONValue)] = [
-            ("append", { d, i, c throws(DriverError) in
-                let message = try MemoryInput.message(i)
-                return try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
-                    let (id, tokens) = conversation.append(message)
-                    return MemoryReplies.appended(id, tokens)
-                }
-            }),
+        register(&router, operations: [
             ("assemble", { d, i, c throws(DriverError) in
                 let request = try AssembleRequest(i)
-                return try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
+                return try d.withConversation(i, c) { conversation throws(DriverError) in
                     let system = MemoryWindow.system(request.system, sections: [MemoryWindow.facts(conversation)])
                     return try MemoryWindow.output(MemoryWindow.assemble(conversation, system: system, request: request),
                                                    removedBefore: conversation.removed)
                 }
             }),
-            ("evict", { d, i, c throws(DriverError) in
-                try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in try MemoryReplies.evict(i, conversation) }
-            }),
             ("recall", { d, i, c throws(DriverError) in
                 guard let query = i["query"]?.stringValue, !query.isEmpty else { throw .invalidArgument("query: required, a non-empty string") }
                 let limit = Int(i["limit"]?.int64Value ?? 10)
-                return try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in
+                return try d.withConversation(i, c) { conversation throws(DriverError) in
                     let found = MessageText.rank(query, conversation.messages, limit: limit)
                     return ["messages": .array(found.map { conversation.messages[$0] })]
                 }
             }),
             ("stats", { d, i, c throws(DriverError) in
-                try d.table.with(try MemoryInput.conversation(i, c)) { conversation throws(DriverError) in MemoryReplies.stats(conversation) }
+                try d.withConversation(i, c) { conversation throws(DriverError) in MemoryReplies.stats(conversation) }
             }),
-        ]
-        for (name, handler) in operations {
-            router.addRaw(name) { (driver: WindowMemoryDriver, json: String, call: CallContext) throws -> String in
-                try handler(driver, try MemoryInput.object(json), call).serialized()
-            }
-        }
+        ])
     }
 }
 

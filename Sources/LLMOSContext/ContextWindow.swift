@@ -72,13 +72,7 @@ public struct ContextWindow: Sendable {
         func message(_ i: Int) -> JSONValue { i < conversation.count ? conversation[i] : extra[i - conversation.count] }
         func isTool(_ i: Int) -> Bool { message(i)["role"]?.stringValue == "tool" }
         func cost(from start: Int, to end: Int) -> Int { (start..<end).reduce(0) { $0 + cost(message($1)) } }
-        /// The unit holding message i: a tool message belongs with the messages before it, back to the first that is not one.
-        func unit(containing i: Int) -> Range<Int> {
-            var start = i, end = i + 1
-            while start > 0 && isTool(start) { start -= 1 }
-            while end < count && isTool(end) { end += 1 }
-            return start..<end
-        }
+        func unit(containing i: Int) -> Range<Int> { Self.unit(containing: i, count: count, isTool: isTool) }
         var pinnedUnit: Range<Int>?
         if let pinned, pinned >= 0, pinned < count { pinnedUnit = unit(containing: pinned) }
         var used = (system.map(cost) ?? 0) + (pinnedUnit.map { cost(from: $0.lowerBound, to: $0.upperBound) } ?? 0)
@@ -118,18 +112,14 @@ public struct ContextWindow: Sendable {
         return Assembled(messages: messages, dropped: dropped, truncated: shortenedIndices.count, tokens: used, fits: used <= limit)
     }
 
-    /// The conversation cut into units that stand alone: a tool message joins the unit of
-    /// the assistant message before it.
-    public static func units(_ messages: [JSONValue]) -> [[JSONValue]] {
-        var units: [[JSONValue]] = []
-        for message in messages {
-            if message["role"]?.stringValue == "tool", !units.isEmpty {
-                units[units.count - 1].append(message)
-            } else {
-                units.append([message])
-            }
-        }
-        return units
+    /// The unit holding message `i` of `count`: the messages that are kept or left out
+    /// together. A tool message belongs with the messages before it, back to the first that
+    /// is not one (the assistant message whose call it answers).
+    public static func unit(containing i: Int, count: Int, isTool: (Int) -> Bool) -> Range<Int> {
+        var start = i, end = i + 1
+        while start > 0 && isTool(start) { start -= 1 }
+        while end < count && isTool(end) { end += 1 }
+        return start..<end
     }
 
     /// The start of `text` within about `tokens` tokens, saying how much was cut.
