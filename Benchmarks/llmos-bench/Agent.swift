@@ -11,15 +11,7 @@ struct AgentBenchmark {
 
     /// Replaces (or appends) the agent section of the markdown file.
     func write(into target: String) {
-        let begin = "<!-- llmos-bench:agent:begin -->", end = "<!-- llmos-bench:agent:end -->"
-        let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(markdown)\n\(end)"
-        var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? "# Benchmarks\n\n"
-        if let a = text.range(of: begin), let b = text.range(of: end) {
-            text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
-        } else {
-            text += "\n## Agent processes: a step's kernel cost, and the scheduler under 100 processes\n\n\(block)\n"
-        }
-        try! text.write(toFile: target, atomically: true, encoding: .utf8)
+        writeBenchmarkSection("agent", heading: "Agent processes: a step's kernel cost, and the scheduler under 100 processes", markdown: markdown, into: target)
     }
 
     static func percentile(_ sorted: [Double], _ p: Double) -> Double {

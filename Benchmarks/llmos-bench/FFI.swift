@@ -131,15 +131,8 @@ struct FFIBenchmark {
         let bench = run(buildDir: buildDir, repo: repo)
         print(bench.markdown)
         if let target = markdownTarget {
-            let begin = "<!-- llmos-bench:ffi:begin -->", end = "<!-- llmos-bench:ffi:end -->"
-            let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) by `make bench`.\n\n\(bench.markdown)\n\(end)"
-            var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? "# Benchmarks\n\n"
-            if let a = text.range(of: begin), let b = text.range(of: end) {
-                text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
-            } else {
-                text += "\n## Zero-code drivers: a C function through libffi, next to a hand-written driver and a direct call\n\n\(block)\n"
-            }
-            try? text.write(toFile: target, atomically: true, encoding: .utf8)
+            writeBenchmarkSection("ffi", heading: "Zero-code drivers: a C function through libffi, next to a hand-written driver and a direct call",
+                                  markdown: bench.markdown, into: target, namingMachine: false)
         }
         if only { exit(0) }
     }

@@ -9,15 +9,7 @@ struct MemoryBenchmark {
     var markdown: String
 
     func write(into target: String) {
-        let begin = "<!-- llmos-bench:memory:begin -->", end = "<!-- llmos-bench:memory:end -->"
-        let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(markdown)\n\(end)"
-        var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? "# Benchmarks\n\n"
-        if let a = text.range(of: begin), let b = text.range(of: end) {
-            text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
-        } else {
-            text += "\n## Memory: assembling the context from a 100,000-message history\n\n\(block)\n"
-        }
-        try! text.write(toFile: target, atomically: true, encoding: .utf8)
+        writeBenchmarkSection("memory", heading: "Memory: assembling the context from a 100,000-message history", markdown: markdown, into: target)
     }
 
     /// A conversation of `count` messages: user turns, replies, and tool calls with their results.

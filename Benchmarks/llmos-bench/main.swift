@@ -78,6 +78,13 @@ if arguments.contains("--isolation") {
     print(IsolationBenchmark.run(buildDir: buildDir, repo: repo).markdown)
     exit(0)
 }
+// `llmos-bench --memory`: only the context-assembly benchmark (Memory.swift).
+if arguments.contains("--memory") {
+    let memory = MemoryBenchmark.run(buildDir: buildDir, repo: repo)
+    print(memory.markdown)
+    if let target = markdownTarget { memory.write(into: target) }
+    exit(0)
+}
 // The zero-code (libffi) comparison (FFI.swift); `--ffi` runs only it.
 FFIBenchmark.hook(arguments: arguments, buildDir: buildDir, repo: repo, markdownTarget: markdownTarget)
 
@@ -265,6 +272,7 @@ let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
 
 // 7. Agent processes: a step's kernel cost with 100 tools, and the scheduler (Agent.swift).
 let agentBench = AgentBenchmark.run(buildDir: buildDir, repo: repo)
+let memoryBench = MemoryBenchmark.run(buildDir: buildDir, repo: repo)
 
 // MARK: Report
 
@@ -298,22 +306,10 @@ print(agentBench.markdown)
 blackHole(sink)
 
 if let target = markdownTarget {
-    let begin = "<!-- llmos-bench:kernel:begin -->", end = "<!-- llmos-bench:kernel:end -->"
-    let block = "\(begin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(summary)\n\(end)"
-    var text = (try? String(contentsOfFile: target, encoding: .utf8)) ?? "# Benchmarks\n\n"
-    if let a = text.range(of: begin), let b = text.range(of: end) {
-        text.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
-    } else {
-        text += "\n## The kernel: a mediated call and loading drivers\n\n\(block)\n"
-    }
-    let isoBegin = "<!-- llmos-bench:isolation:begin -->", isoEnd = "<!-- llmos-bench:isolation:end -->"
-    let isoBlock = "\(isoBegin)\nMeasured \(ISO8601DateFormatter().string(from: Date())) on \(machine()) by `make bench`.\n\n\(isolation.markdown)\n\(isoEnd)"
-    if let a = text.range(of: isoBegin), let b = text.range(of: isoEnd) {
-        text.replaceSubrange(a.lowerBound..<b.upperBound, with: isoBlock)
-    } else {
-        text += "\n## Isolation: an isolated driver's round trip, next to in-process and MCP stdio\n\n\(isoBlock)\n"
-    }
-    try! text.write(toFile: target, atomically: true, encoding: .utf8)
+    writeBenchmarkSection("kernel", heading: "The kernel: a mediated call and loading drivers", markdown: summary, into: target)
+    writeBenchmarkSection("isolation", heading: "Isolation: an isolated driver's round trip, next to in-process and MCP stdio",
+                          markdown: isolation.markdown, into: target)
     agentBench.write(into: target)
+    memoryBench.write(into: target)
     print("wrote \(target)")
 }
