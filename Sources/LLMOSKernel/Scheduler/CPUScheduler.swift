@@ -114,18 +114,26 @@ public final class CPUScheduler: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         let q = queue(driver)
-        if q.order.isEmpty && q.running < q.limit {
+        func grantAtOnce() -> Bool {
+            guard q.order.isEmpty && q.running < q.limit else { return false }
             q.running += 1
             q.served[pid, default: 0] += 1
             observer?(.granted(driver: driver, pid: pid))
-            return
+            return true
         }
+        if grantAtOnce() { return }
+        // The caller says it waits before its ticket is seen: whoever finds it in the queue
+        // (`snapshot`, `llmos ps`) finds the process waiting too.
+        var told = q.order.firstIndex(of: pid) ?? q.order.count
+        condition.unlock()
+        ahead(told)
+        condition.lock()
+        if grantAtOnce() { return }
         let ticket = nextTicket
         nextTicket += 1
         q.waiting[pid, default: []].append(ticket)
         if !q.order.contains(pid) { q.order.append(pid) }
         observer?(.queued(driver: driver, pid: pid))
-        var told = -1
         while true {
             let queue = self.queue(driver)
             if queue.granted.remove(ticket) != nil {
