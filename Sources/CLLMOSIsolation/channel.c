@@ -24,6 +24,7 @@ typedef struct llmos_iso_shared {
     _Atomic uint64_t bell[2];          /* frames written towards side 0 (kernel) and side 1 (helper) */
     char pad[64 - 2 * sizeof(uint64_t)];
     _Atomic uint64_t cancel_seq;       /* the call sequence the kernel cancelled */
+    _Atomic uint64_t peak_vm_kb;       /* the helper's VmPeak, written as it dies of a fatal signal */
 } llmos_iso_shared;
 
 struct llmos_iso_channel {
@@ -70,6 +71,14 @@ void llmos_iso_shared_unmap(void *shared) { if (shared) munmap(shared, 4096); }
 
 void llmos_iso_shared_cancel(void *shared, uint64_t seq) {
     atomic_store_explicit(&((llmos_iso_shared *)shared)->cancel_seq, seq, memory_order_release);
+}
+
+void llmos_iso_shared_set_peak_vm(void *shared, uint64_t kb) {
+    atomic_store_explicit(&((llmos_iso_shared *)shared)->peak_vm_kb, kb, memory_order_release);
+}
+
+uint64_t llmos_iso_shared_peak_vm(void *shared) {
+    return atomic_load_explicit(&((llmos_iso_shared *)shared)->peak_vm_kb, memory_order_acquire);
 }
 
 uint64_t llmos_iso_shared_cancelled(void *shared) {

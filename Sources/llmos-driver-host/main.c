@@ -236,6 +236,43 @@ static void send_failed(const char *kind, int32_t status, const char *message, c
     llmos_json_writer_free(&w);
 }
 
+/* As the helper dies of a fatal signal, it tells the kernel its own peak address
+ * space (VmPeak: RLIMIT_AS counts address space), so a crash at the memory limit
+ * reads "out of memory" and any other crash does not. /proc/self/status is opened
+ * before the sandbox closes the filesystem; the handler uses only pread. */
+static int status_fd = -1;
+
+static void report_peak_and_die(int sig) {
+    static char text[4096];
+    ssize_t n = status_fd >= 0 ? pread(status_fd, text, sizeof text - 1, 0) : -1;
+    if (n > 0) {
+        text[n] = 0;
+        for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            if (strncmp(line, "VmPeak:", 7)) continue;
+            uint64_t kb = 0;
+            for (char *c = line + 7; *c && *c != '\n'; c++) if (*c >= '0' && *c <= '9') kb = kb * 10 + (uint64_t)(*c - '0');
+            llmos_iso_shared_set_peak_vm(shared, kb);
+            break;
+        }
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void report_peak_on_fatal_signals(void) {
+    static char alternate_stack[64 * 1024];   /* a stack overflow still reports */
+    stack_t stack = { .ss_sp = alternate_stack, .ss_size = sizeof alternate_stack, .ss_flags = 0 };
+    sigaltstack(&stack, NULL);
+    status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = report_peak_and_die;
+    action.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGTRAP, SIGFPE };
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &action, NULL);
+}
+
 static int run_probe_mode(void) {
     char text[1024];
     sandbox_probe(text, sizeof text);
@@ -269,6 +306,7 @@ int main(int argc, char **argv) {
     fcntl(LLMOS_ISO_SHARED_FD, F_SETFD, FD_CLOEXEC);
     shared = llmos_iso_shared_map(LLMOS_ISO_SHARED_FD);
     if (!shared) return 2;
+    report_peak_on_fatal_signals();
     channel = llmos_iso_channel_open(LLMOS_ISO_SOCKET_FD, shared, 1, HELPER_SPIN_NS);
     if (!channel) return 2;
 

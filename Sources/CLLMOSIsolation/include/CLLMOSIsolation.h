@@ -67,6 +67,12 @@ void llmos_iso_shared_unmap(void *shared);
 /* Cancel the call with sequence `seq` (the helper's is_cancelled turns true). */
 void llmos_iso_shared_cancel(void *shared, uint64_t seq);
 uint64_t llmos_iso_shared_cancelled(void *shared);
+/* The helper's peak address space in kB (its own VmPeak, after exec), which it
+ * stores as it dies of a fatal signal; 0 when it died without saying (SIGKILL).
+ * Not wait4's ru_maxrss: that includes the spawning process's peak, because the
+ * child ran in the parent's memory until exec. */
+void llmos_iso_shared_set_peak_vm(void *shared, uint64_t kb);
+uint64_t llmos_iso_shared_peak_vm(void *shared);
 
 /* side: 0 for the kernel, 1 for the helper. spin_ns: how long recv spins on the
  * doorbell before blocking. The channel owns neither fd nor mapping. */

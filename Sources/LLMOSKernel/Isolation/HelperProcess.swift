@@ -15,7 +15,7 @@ final class HelperProcess {
     let channel: OpaquePointer
     /// The sequence number of the last call sent.
     var sequence: UInt64 = 0
-    private var reaped: (status: Int32, maxRSSKB: Int)?
+    private var reaped: Int32?
 
     private init(pid: pid_t, socketFD: Int32, sharedFD: Int32, stderrFD: Int32,
                  shared: UnsafeMutableRawPointer, channel: OpaquePointer) {
@@ -133,7 +133,8 @@ final class HelperProcess {
     /// How the process ended, in words a model and a person can act on.
     struct Death {
         var status: Int32
-        var maxRSSKB: Int
+        /// Its own peak address space, as it reported while dying of a fatal signal (0: not reported).
+        var peakAddressSpaceKB: Int
         var stderrTail: String
 
         var signal: Int32? { llmos_iso_signaled(status) != 0 ? llmos_iso_term_signal(status) : nil }
@@ -172,12 +173,12 @@ final class HelperProcess {
             var status: Int32 = 0
             var rss = 0
             if llmos_iso_reap_wait(pid, Int32(waitMs), &status, &rss) == 1 {
-                reaped = (status, rss)
+                reaped = status
                 kill(-pid, SIGKILL)   // anything it forked, in its process group
             }
         }
         guard let reaped else { return nil }
-        return Death(status: reaped.status, maxRSSKB: reaped.maxRSSKB, stderrTail: stderrTail())
+        return Death(status: reaped, peakAddressSpaceKB: Int(llmos_iso_shared_peak_vm(shared)), stderrTail: stderrTail())
     }
 
     /// SIGTERM, then SIGKILL after `graceMs`: always reaps.

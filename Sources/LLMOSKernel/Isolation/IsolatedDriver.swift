@@ -267,9 +267,9 @@ final class IsolatedDriver: @unchecked Sendable {
         let memoryLimitKB = plan.memoryMB * 1024
         var code = LLMOSError.Code.unavailable
         var what = "the driver \(death?.text ?? "stopped") during the call"
-        if let death, death.signal != nil, memoryLimitKB > 0, death.maxRSSKB * 10 >= memoryLimitKB * 8 {
+        if let death, death.signal != nil, memoryLimitKB > 0, death.peakAddressSpaceKB * 10 >= memoryLimitKB * 8 {
             code = .resourceExhausted
-            what = "the driver ran out of memory: it reached \(death.maxRSSKB / 1024) MB of its \(plan.memoryMB) MB limit (limits.memory_mb) and \(death.text)"
+            what = "the driver ran out of memory: it reached \(death.peakAddressSpaceKB / 1024) MB of address space of its \(plan.memoryMB) MB limit (limits.memory_mb) and \(death.text)"
         }
         let next = fail(what)
         ref.pointee.failure = LLMOSError(code, "\(name): \(what); \(next)")
