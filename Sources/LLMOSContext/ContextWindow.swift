@@ -45,13 +45,17 @@ public struct ContextWindow: Sendable {
         /// false when even the system prompt, the pinned messages and the newest unit do not
         /// fit after shortening: the caller must not send it.
         public var fits: Bool
+        /// What went differently than asked without failing (a memory driver's summary or
+        /// page-out that failed, so the oldest messages were left out instead).
+        public var warnings: [String]
 
-        public init(messages: [JSONValue], dropped: Int, truncated: Int, tokens: Int, fits: Bool) {
+        public init(messages: [JSONValue], dropped: Int, truncated: Int, tokens: Int, fits: Bool, warnings: [String] = []) {
             self.messages = messages
             self.dropped = dropped
             self.truncated = truncated
             self.tokens = tokens
             self.fits = fits
+            self.warnings = warnings
         }
     }
 

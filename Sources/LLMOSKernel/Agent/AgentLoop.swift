@@ -335,6 +335,11 @@ struct AgentRunState {
             let streaming = options.stream && loop.hasObserver && info.streaming
             if streaming { input["stream"] = true }
             var step = AgentStep(index: steps.count + 1, kind: kind, request: summary)
+            for warning in assembled.warnings {
+                let text = "\(memory.name): \(warning)"
+                step.notes.append(text)
+                loop.emit(.note(step: step.index, text))
+            }
             let outcome = complete(cpu, .object(input), streaming: streaming, now: stepStart)
             repairNote = nil
 

@@ -123,7 +123,8 @@ public final class DriverMemory: ContextMemory, @unchecked Sendable {
         let used = Int((Double(tokens) * scale).rounded(.up))
         return ContextWindow.Assembled(messages: messages, dropped: Int(output["dropped"]?.int64Value ?? 0),
                                        truncated: Int(output["truncated"]?.int64Value ?? 0), tokens: used,
-                                       fits: used <= request.limitTokens)
+                                       fits: used <= request.limitTokens,
+                                       warnings: (output["warnings"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 
     public func clear(options: CallOptions) throws(LLMOSError) {

@@ -7,12 +7,13 @@ import Testing
 // the scripted cpu, the real memory drivers and the real sqlite store, all loaded with dlopen.
 
 /// A kernel with scripted (replaying `turns`), calc, text, the memory drivers and sqlite over a temporary store.
-func agentStore(_ turns: [JSONValue], contextLength: Int = 8192, extraGrants: [String] = [], onEnd: String = "error") throws -> StorageHarness {
+func agentStore(_ turns: [JSONValue], contextLength: Int = 8192, extraGrants: [String] = [], deny: [String] = [],
+                onEnd: String = "error") throws -> StorageHarness {
     let dir = Paths.temporaryDirectory("agent-memory")
     let workspace = FilePath.resolved(dir) ?? dir
     return try StorageHarness(
         .sqlite, workspace: workspace,
-        grants: StorageDriverUnderTest.sqlite.grants(workspace) + ["storage.read=*", "storage.write=*"] + extraGrants,
+        grants: StorageDriverUnderTest.sqlite.grants(workspace) + ["storage.read=*", "storage.write=*"] + extraGrants, deny: deny,
         alsoLoad: ["scripted", "calc", "text", "window", "compact", "paged"].map { Paths.manifests + "/\($0).yaml" },
         otherConfig: ["scripted": ["turns": .array(turns), "context_length": .int(Int64(contextLength)), "on_end": .string(onEnd)]])
 }
@@ -71,6 +72,23 @@ func agentLoop(_ kernel: Kernel, memory: String = "window", storage: String? = n
         let stats = try JSON.parse(try harness.kernel.call("compact.stats", input: ["conversation": .string("agent-\(loop.process.pid)")] as JSONValue).output)
         #expect((stats["evicted"]?.int64Value ?? 0) > 0, "\(stats)")
         #expect((stats["summary_tokens"]?.int64Value ?? 0) > 0, "a summary took their place: \(stats)")
+    }
+
+    /// When compaction cannot reach the cpu (here the policy does not let the memory driver
+    /// call it), the oldest messages are left out instead and the step says so.
+    @Test func aFailedCompactionIsAStepNote() throws {
+        let filler = String(repeating: "alpha beta gamma ", count: 40)
+        let harness = try agentStore([["text": "Noted."]], contextLength: 2048, deny: ["driver:compact/tool.call=scripted.complete"],
+                                     onEnd: "repeat_last")
+        defer { harness.removeWorkspace() }
+        let loop = agentLoop(harness.kernel, memory: "compact", tools: ["calc.*"])
+        var notes: [String] = []
+        for i in 0..<13 {
+            let result = loop.run(task: "part \(i): " + filler)
+            #expect(result.stopReason == .completed, "\(result.summary)")
+            notes += result.steps.flatMap(\.notes)
+        }
+        #expect(notes.contains { $0.hasPrefix("compact: compaction failed") && $0.contains("left out instead") }, "\(notes)")
     }
 
     /// --storage: passages for the task go into the system message with their sources, the
