@@ -25,7 +25,7 @@ struct LLMOSCommand: ParsableCommand {
           llmos doctor                     what loads, what does not, and why
           llmos models                     the model drivers, and whether the local model is set up
         """,
-        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self, Models.self, Ask.self, RunCommand.self, PsCommand.self, KillCommand.self, Serve.self]
+        subcommands: [Demo.self, Drivers.self, Tools.self, Call.self, PolicyCommand.self, AuditCommand.self, New.self, Doctor.self, Watch.self, Models.self, Ask.self, RunCommand.self, PsCommand.self, KillCommand.self, Serve.self, Ingest.self, Search.self]
     )
 }
 

@@ -1,1 +1,0 @@
-// issue 7: being written
