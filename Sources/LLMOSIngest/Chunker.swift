@@ -1,7 +1,8 @@
 /// Splits a document along its structure — Markdown sections, fenced code, paragraphs,
 /// blank-line-separated code blocks — and packs the pieces into chunks of at most
 /// `maxCharacters`, each starting with the last `overlapCharacters` of the one before
-/// (whole blocks only) when both are in the same section. A block bigger than a chunk is
+/// (whole blocks, or the tail of one too big to repeat, from a word boundary) when both
+/// are in the same section. A block bigger than a chunk is
 /// cut at line ends, and a line bigger than a chunk at character boundaries.
 public struct Chunker: Sendable {
     public var maxCharacters: Int
@@ -102,8 +103,10 @@ public struct Chunker: Sendable {
             let text = parts.map(\.text).joined(separator: "\n\n")
             chunks.append(Chunk(text: text, lines: parts[0].first...parts[parts.count - 1].last, headings: parts[0].headings))
         }
-        /// After emitting, keep the trailing whole blocks that fit in the overlap.
-        func carryOver() {
+        /// After emitting, keep the trailing whole blocks that fit in the overlap, and leave
+        /// room for the next block (`room` characters).
+        func carryOver(room: Int) {
+            let overlapCharacters = min(self.overlapCharacters, room)
             var kept: [Block] = []
             var keptSize = 0
             for block in parts.reversed() {
@@ -111,6 +114,16 @@ public struct Chunker: Sendable {
                 if keptSize + length > overlapCharacters || kept.count + 1 == parts.count { break }
                 kept.insert(block, at: 0)
                 keptSize += length
+            }
+            // A last block too big to repeat whole: its tail, from a word boundary.
+            if kept.isEmpty, overlapCharacters >= 32, let last = parts.last, parts.count > 0 {
+                let text = last.text
+                var tail = text.suffix(overlapCharacters)
+                if tail.count < text.count, let space = tail.firstIndex(where: \.isWhitespace) { tail = tail[tail.index(after: space)...] }
+                if !tail.isEmpty, tail.count < text.count {
+                    kept = [Block(lines: [Substring(tail)], first: last.last, headings: last.headings, sectionStart: false)]
+                    keptSize = tail.count + 2
+                }
             }
             parts = kept
             size = keptSize
@@ -123,8 +136,7 @@ public struct Chunker: Sendable {
                 size = 0
             } else if size + length > maxCharacters {
                 emit()
-                carryOver()
-                if size + block.text.count + 2 > maxCharacters { parts = []; size = 0 }
+                carryOver(room: maxCharacters - block.text.count - 2)
             }
             size += block.text.count + (parts.isEmpty ? 0 : 2)
             parts.append(block)
