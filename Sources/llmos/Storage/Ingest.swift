@@ -15,7 +15,7 @@ struct Ingest: ParsableCommand {
         file counts as stored only once all its chunks are, so an interrupted ingest is resumed \
         by running the same command again (unchanged files are skipped). Examples:
           llmos ingest docs/ README.md
-          llmos ingest ~/notes --collection notes --embed local.embed
+          llmos ingest ~/notes --collection notes --embed none   # lexical only, fastest
           llmos search "how are drivers isolated"
         """)
     @OptionGroup var host: HostOptions
@@ -42,7 +42,7 @@ struct Ingest: ParsableCommand {
             var ingestor = Ingestor(kernel: kernel, store: store, chunker: Chunker(maxCharacters: chunkCharacters, overlapCharacters: overlapCharacters),
                                     batch: batch, progress: ProgressBar(enabled: !json && isatty(2) != 0))
             if store.embed == nil && !json {
-                Terminal.warn("no --embed tool: storing for text search (BM25) only; add --embed local.embed for vectors and hybrid search")
+                Terminal.warn("no embedding model (`make models` sets up the local one; or --embed TOOL): storing for text search (BM25) only")
             }
             let summary = try ingestor.ingest(found.files)
             if json {
@@ -78,9 +78,9 @@ struct Ingestor {
         }
 
         func text(collection: String) -> String {
-            let rate = seconds > 0 ? Double(bytes) / 1_048_576 / seconds : 0
+            let rate = seconds > 0 ? Int(Double(bytes) / seconds) : 0
             return "\(collection): \(files) files stored (\(chunks) chunks: \(inserted) new, \(duplicates) already there), "
-                + "\(unchanged) unchanged, \(skipped.count) skipped; \(ByteCount.text(bytes)) in \(String(format: "%.1f", seconds)) s (\(String(format: "%.2f", rate)) MB/s)"
+                + "\(unchanged) unchanged, \(skipped.count) skipped; \(ByteCount.text(bytes)) in \(String(format: "%.1f", seconds)) s (\(ByteCount.text(rate))/s)"
         }
     }
 
@@ -172,8 +172,8 @@ struct ProgressBar {
         let width = 28
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        let line = String(format: "%@ %3.0f%% %@ of %@  %.2f MB/s  %@ left  %@", bar, fraction * 100, ByteCount.text(done), ByteCount.text(total),
-                          rate / 1_048_576, Self.duration(left), String(label.prefix(30)))
+        let line = "\(bar) \(Int(fraction * 100))% \(ByteCount.text(done)) of \(ByteCount.text(total))  \(ByteCount.text(Int(rate)))/s  "
+            + "\(Self.duration(left)) left  \(label.prefix(30))"
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
     }
 

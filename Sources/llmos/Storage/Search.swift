@@ -8,10 +8,10 @@ struct Search: ParsableCommand {
         abstract: "Search a collection and print the ranked passages with their sources.",
         discussion: """
         Modes: text (BM25 keyword ranking), vector (cosine similarity of embeddings; needs \
-        --embed, and a collection ingested with it) and hybrid (both, fused by reciprocal rank). \
-        The default is hybrid with --embed, text without. Examples:
+        an embedding model, and a collection ingested with it) and hybrid (both, fused by \
+        reciprocal rank). The default is hybrid when an embedding model is in use, else text. Examples:
           llmos search "write-ahead log"
-          llmos search "how do drivers crash safely" --embed local.embed -k 3
+          llmos search "how do drivers crash safely" -k 3 --mode vector
           llmos search wal --json | jq '.results[].source'
         """)
     @OptionGroup var host: HostOptions

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LLMOSJSON
 import LLMOSKernel
+import LLMOSModelCache
 
 /// Options `llmos ingest` and `llmos search` share: which store, which collection, which embedder.
 struct StorageOptions: ParsableArguments {
@@ -14,8 +15,14 @@ struct StorageOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The database file of the sqlite driver (relative: the workspace's).", valueName: "FILE"))
     var db = ".llmos/storage.sqlite3"
 
-    @Option(help: ArgumentHelp("A tool that embeds text, e.g. local.embed (the local model's). Without one, storage is lexical (BM25) only.", valueName: "TOOL"))
-    var embed: String?
+    @Option(name: .customLong("embed"), help: ArgumentHelp("The tool that embeds text, or none for lexical (BM25) storage only. Default: local.embed (the local model's, offline) once `make models` has set it up, else none.", valueName: "TOOL|none"))
+    var embedFlag: String?
+
+    /// The embedding tool in use: --embed, else the local model's when it is set up.
+    var embed: String? {
+        if let embedFlag { return embedFlag == "none" ? nil : embedFlag }
+        return FileManager.default.fileExists(atPath: ModelCache.markerPath(in: ModelCache.directory())) ? "local.embed" : nil
+    }
 
     static let namePattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$"
 
@@ -68,7 +75,7 @@ struct StorageOptions: ParsableArguments {
             throw CommandFailure(message: "\(storage) is a \(driver.deviceClass.rawValue) driver, not storage; try --storage sqlite")
         }
         if let embed, !kernel.hasTool(embed) {
-            throw CommandFailure(message: "--embed \(embed): no such tool is loaded; try local.embed (after `make models`) or leave --embed out for lexical storage")
+            throw CommandFailure(message: "--embed \(embed): no such tool is loaded; try local.embed (after `make models`) or --embed none for lexical storage")
         }
         return kernel
     }
