@@ -67,6 +67,25 @@ import Testing
         #expect(try llmos.run(["search", "gravity", "--json"] + common).stdout.contains("\"results\":[]"), "the old version's chunks are gone")
     }
 
+    /// What `llmos ingest` stored is what `llmos ask --storage sqlite` retrieves: the same
+    /// database, granted for reading by the flag itself, the sources in the result.
+    @Test func askRetrievesWhatIngestStored() throws {
+        let llmos = LLMOS()
+        let ws = try Self.workspace()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        try Self.write("# Ferns\n\nFerns reproduce with spores, not seeds.\n", ws + "/corpus/ferns.md")
+        let common = ["--workspace", ws, "--no-audit-log"]
+        #expect(try llmos.run(["ingest", ws + "/corpus"] + common).status == 0)
+        let script = llmos.home + "/script.jsonl"
+        try #"{"text": "Ferns use spores [1]."}"#.write(toFile: script, atomically: true, encoding: .utf8)
+        let asked = try llmos.run(["ask", "--cpu", "scripted", "--config", #"scripted={"script":"\#(script)"}"#, "--storage", "sqlite",
+                                   "--json", "How do ferns reproduce?"] + common)
+        #expect(asked.status == 0, "\(asked.stderr)")
+        let result = try Self.json(asked.stdout)
+        let sources = result["sources"]?.arrayValue ?? []
+        #expect(sources.contains { "\($0)".contains(ws + "/corpus/ferns.md") }, "\(asked.stdout)")
+    }
+
     @Test func badInputsSayWhatToDo() throws {
         let llmos = LLMOS()
         let ws = try Self.workspace()

@@ -160,7 +160,8 @@ import Testing
         #expect(storage.stderr.contains("--storage nosuch: no storage driver of that name is loaded (loaded: "), "\(storage.stderr)")
         // A store the policy does not let the process read: the run goes on without passages, and says why.
         let path = try script([#"{"text": "an answer"}"#])
-        let sqlite = try llmos.run(["ask", "--cpu", "scripted", "--config", "scripted={\"script\": \"\(path)\"}", "--storage", "sqlite", "hi"])
+        let sqlite = try llmos.run(["ask", "--cpu", "scripted", "--config", "scripted={\"script\": \"\(path)\"}", "--storage", "sqlite",
+                                    "--deny", "storage.read=docs", "hi"])
         #expect(sqlite.status == 0, "\(sqlite.stderr)")
         #expect(sqlite.stdout.contains("an answer"))
         #expect(sqlite.stderr.contains("nothing retrieved from sqlite collection docs"), "\(sqlite.stderr)")

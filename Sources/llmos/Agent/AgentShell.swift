@@ -86,7 +86,26 @@ struct ResolvedAgent {
 
     /// A kernel for this agent: the host's, with the profile's driver config under --config.
     func makeKernel(_ host: HostOptions, reportFailures: Bool = true) throws -> Kernel {
-        let (kernel, _) = try host.makeKernel(reportFailures: reportFailures, baseConfig: driverConfig,
+        var host = host
+        var config = driverConfig
+        // The stores the agent was told to use are granted for that use only: reading the
+        // collection it retrieves from (as `llmos ingest` wrote it, with the same embedder),
+        // and the paged memory's own collection.
+        var stores: [(StoreAccess, writing: Bool)] = []
+        if let storage { stores.append((StoreAccess(storage: storage, collection: collection, embed: StoreAccess.defaultEmbed), false)) }
+        if memory == "paged" {
+            let paged = driverConfig["paged"]
+            let store = StoreAccess(storage: paged?["storage"]?.stringValue ?? "sqlite", collection: paged?["collection"]?.stringValue ?? "memory",
+                                    embed: StoreAccess.defaultEmbed)
+            stores.append((store, true))
+            host.permissions.allow += ["driver:paged/tool.call=\(store.storage).put", "driver:paged/tool.call=\(store.storage).search",
+                                       "tool.call=paged.recall", "tool.call=paged.remember"]
+        }
+        for (store, writing) in stores {
+            host.permissions.allow += store.grants(writing: writing, tools: true)
+            config.merge(store.config) { mine, _ in mine }
+        }
+        let (kernel, _) = try host.makeKernel(reportFailures: reportFailures, baseConfig: config,
                                               cpuSlots: cpuSlots.map { [cpu: $0] } ?? [:])
         try check(kernel)
         return kernel

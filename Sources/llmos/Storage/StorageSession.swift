@@ -21,7 +21,7 @@ struct StorageOptions: ParsableArguments {
     /// The embedding tool in use: --embed, else the local model's when it is set up.
     var embed: String? {
         if let embedFlag { return embedFlag == "none" ? nil : embedFlag }
-        return FileManager.default.fileExists(atPath: ModelCache.markerPath(in: ModelCache.directory())) ? "local.embed" : nil
+        return StoreAccess.defaultEmbed
     }
 
     static let namePattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$"
@@ -33,19 +33,57 @@ struct StorageOptions: ParsableArguments {
         guard !db.isEmpty, !db.contains("\0") else { throw ValidationError("--db: a file path, e.g. .llmos/storage.sqlite3") }
     }
 
+    var access: StoreAccess { StoreAccess(storage: storage, collection: collection, db: db, embed: embed) }
+    var filesCollection: String { access.filesCollection }
+
+    /// A kernel with the store loaded and the grants in place, or a clear error.
+    func kernel(_ host: HostOptions, writing: Bool) throws -> Kernel {
+        var host = host
+        host.permissions.allow += access.grants(writing: writing)
+        let (kernel, report) = try host.makeKernel(reportFailures: false, baseConfig: access.config)
+        guard let driver = kernel.driver(named: storage) else {
+            let failed = report.failed.first { $0.manifestFile.hasSuffix("/\(storage).yaml") }
+            throw CommandFailure(message: failed.map { "the storage driver \(storage) did not load: \($0.error.message)" }
+                                 ?? "no storage driver named \(storage) (loaded: \(kernel.driverNames.joined(separator: ", "))); see `llmos drivers`")
+        }
+        guard driver.deviceClass == .storage else {
+            throw CommandFailure(message: "\(storage) is a \(driver.deviceClass.rawValue) driver, not storage; try --storage sqlite")
+        }
+        if let embed, !kernel.hasTool(embed) {
+            throw CommandFailure(message: "--embed \(embed): no such tool is loaded; try local.embed (after `make models`) or --embed none for lexical storage")
+        }
+        return kernel
+    }
+}
+
+/// One store as a command uses it: what it must be granted, and how the driver is configured.
+/// `llmos ingest`/`search` and the agent shell (--storage, --memory paged) share it, so an
+/// agent retrieves from the same database, with the same embedder, that ingest wrote.
+struct StoreAccess {
+    var storage: String
+    var collection: String
+    var db: String = ".llmos/storage.sqlite3"
+    var embed: String?
+
+    /// The local model's embed once `make models` has set it up, else none (lexical).
+    static var defaultEmbed: String? {
+        FileManager.default.fileExists(atPath: ModelCache.markerPath(in: ModelCache.directory())) ? "local.embed" : nil
+    }
+
     /// The side collection recording which file versions are fully stored (resumption).
     var filesCollection: String { collection + ".files" }
 
     /// What the command itself needs, and only that: the store's files, the two
     /// collections, and the embedder when one is named. The operator's policy still
     /// applies on top (a deny there wins).
-    func grants(writing: Bool) -> [String] {
+    func grants(writing: Bool, tools: Bool = false) -> [String] {
         let file = db.hasPrefix("/") ? db : "${workspace}/" + db
         var grants = ["driver:\(storage)/fs.read=\(file)*", "driver:\(storage)/fs.write=\(file)*",
                       "storage.read=\(collection)", "storage.read=\(filesCollection)"]
         if writing {
             grants += ["storage.write=\(collection)", "storage.write=\(filesCollection)", "tool.call=\(storage).delete"]
         }
+        if tools { grants.append("tool.call=\(storage).search") }
         if let embed {
             grants.append("driver:\(storage)/tool.call=\(embed)")
             if embed.hasPrefix("local.") { grants.append("driver:local/net.connect=http://127.0.0.1") }
@@ -59,25 +97,6 @@ struct StorageOptions: ParsableArguments {
         var object: JSONObject = ["path": .string(db)]
         if let embed { object["embed_tool"] = .string(embed) }
         return [storage: .object(object)]
-    }
-
-    /// A kernel with the store loaded and the grants in place, or a clear error.
-    func kernel(_ host: HostOptions, writing: Bool) throws -> Kernel {
-        var host = host
-        host.permissions.allow += grants(writing: writing)
-        let (kernel, report) = try host.makeKernel(reportFailures: false, baseConfig: config)
-        guard let driver = kernel.driver(named: storage) else {
-            let failed = report.failed.first { $0.manifestFile.hasSuffix("/\(storage).yaml") }
-            throw CommandFailure(message: failed.map { "the storage driver \(storage) did not load: \($0.error.message)" }
-                                 ?? "no storage driver named \(storage) (loaded: \(kernel.driverNames.joined(separator: ", "))); see `llmos drivers`")
-        }
-        guard driver.deviceClass == .storage else {
-            throw CommandFailure(message: "\(storage) is a \(driver.deviceClass.rawValue) driver, not storage; try --storage sqlite")
-        }
-        if let embed, !kernel.hasTool(embed) {
-            throw CommandFailure(message: "--embed \(embed): no such tool is loaded; try local.embed (after `make models`) or --embed none for lexical storage")
-        }
-        return kernel
     }
 }
 
