@@ -126,6 +126,7 @@ final class Database {
     /// lock at the start, so the batch never fails half-way on another writer's lock.
     func transaction<T>(_ body: () throws(DriverError) -> T) throws(DriverError) -> T {
         try execute("BEGIN IMMEDIATE")
+        writes += 1   // before the body: a rolled-back write may have been seen half-way
         do throws(DriverError) {
             let result = try body()
             try execute("COMMIT")
@@ -134,6 +135,14 @@ final class Database {
             if isInTransaction { try? execute("ROLLBACK") }
             throw error
         }
+    }
+
+    /// Write transactions begun on this connection (what a cache of the data compares).
+    private(set) var writes = 0
+
+    /// SQLite's count of commits by other connections (PRAGMA data_version).
+    func dataVersion() throws(DriverError) -> Int64 {
+        try query("PRAGMA data_version") { $0.int64(0) }.first ?? 0
     }
 
     func error(_ code: Int32, doing sql: String) -> DriverError {

@@ -64,8 +64,27 @@ struct StoreConfiguration {
     /// A tool that embeds texts (a cpu driver's `embed`, e.g. local.embed), called through
     /// the kernel's tool.call; nil: vectors come only with the documents and queries.
     var embedTool: String?
+    /// "auto" (the IVF index from `indexThreshold` vectors), "exact" or "ivf" (always).
+    var vectorIndex = "auto"
+    var indexThreshold = 20_000
+    /// Lists an indexed search scans (0: an eighth of them, at least 8).
+    var nprobe = 0
 
     init(_ config: JSONValue) throws(DriverError) {
+        if let v = config["vector_index"] {
+            guard let text = v.stringValue, ["auto", "exact", "ivf"].contains(text) else {
+                throw .invalidArgument("sqlite configuration: vector_index must be \"auto\", \"exact\" or \"ivf\"")
+            }
+            vectorIndex = text
+        }
+        if let v = config["index_threshold"] {
+            guard let n = v.int64Value, n >= 1 else { throw .invalidArgument("sqlite configuration: index_threshold must be a positive integer (vectors)") }
+            indexThreshold = Int(n)
+        }
+        if let v = config["nprobe"] {
+            guard let n = v.int64Value, (0...4096).contains(n) else { throw .invalidArgument("sqlite configuration: nprobe must be an integer from 0 (automatic) to 4096") }
+            nprobe = Int(n)
+        }
         if let path = config["path"] {
             guard let text = path.stringValue, !text.isEmpty, !text.contains("\0") else {
                 throw .invalidArgument("sqlite configuration: path must be a non-empty file path, e.g. \"store.sqlite3\" (relative to the workspace)")
@@ -103,6 +122,9 @@ final class StoreState {
     private(set) var canonicalPath: String?
 
     static let schemaVersion: Int64 = 1
+
+    /// The IVF index of each collection, with the write counts it was built at.
+    var vectorIndexes: [Int64: (index: VectorIndex, writes: Int, dataVersion: Int64)] = [:]
 
     init(configuration: StoreConfiguration) {
         self.configuration = configuration

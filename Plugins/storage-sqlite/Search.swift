@@ -120,6 +120,47 @@ extension StoreState {
     /// filter, read straight from SQLite's row buffer (no copy), best first.
     func vectorSearch(_ query: [Float], _ collection: StoredCollection, _ filter: CompiledFilter, limit: Int, _ db: Database,
                       _ call: CallContext) throws(DriverError) -> [(pk: Int64, score: Double)] {
+        if filter.sql == CompiledFilter.everything.sql, let index = try vectorIndex(collection, dimensions: query.count, db) {
+            let pks = index.candidates(for: query, nprobe: configuration.nprobe > 0 ? configuration.nprobe : index.defaultProbes,
+                                       candidates: max(limit * 8, 100))
+            // Exact cosines of the candidates, from their Float32 BLOBs.
+            guard !pks.isEmpty else { return [] }
+            let placeholders = Array(repeating: "?", count: pks.count).joined(separator: ",")
+            return try exactScores(query, sql: "SELECT d.pk, d.vector, d.norm FROM documents d WHERE d.pk IN (\(placeholders))",
+                                   values: pks.map { .integer($0) }, limit: limit, call)
+        }
+        return try exactScores(query, sql: """
+            SELECT d.pk, d.vector, d.norm FROM documents d
+            WHERE d.collection = ? AND d.vector IS NOT NULL AND (\(filter.sql))
+            """, values: [.integer(collection.id)] + filter.values, limit: limit, call)
+    }
+
+    /// The collection's IVF index, built (or rebuilt after a write) when the configuration
+    /// and the collection's size call for one; nil: scan exactly.
+    func vectorIndex(_ collection: StoredCollection, dimensions: Int, _ db: Database) throws(DriverError) -> VectorIndex? {
+        guard configuration.vectorIndex != "exact" else { return nil }
+        let version = try db.dataVersion()
+        if let cached = vectorIndexes[collection.id], cached.writes == db.writes, cached.dataVersion == version,
+           cached.index.dimensions == dimensions {
+            return cached.index
+        }
+        vectorIndexes[collection.id] = nil
+        let count = try db.query("SELECT count(*) FROM documents WHERE collection = ? AND vector IS NOT NULL", [.integer(collection.id)]) { $0.int64(0) }.first ?? 0
+        guard count > 0, configuration.vectorIndex == "ivf" || count >= Int64(configuration.indexThreshold) else { return nil }
+        var vectors: [(rowid: Int64, values: [Float])] = []
+        vectors.reserveCapacity(Int(count))
+        try db.forEach("SELECT pk, vector FROM documents WHERE collection = ? AND vector IS NOT NULL", [.integer(collection.id)]) { row throws(DriverError) in
+            if let values = row.withBlob(1, { Vectors.values($0) }), values.count == dimensions { vectors.append((row.int64(0), values)) }
+        }
+        let index = VectorIndex(dimensions: dimensions, vectors: vectors)
+        vectorIndexes[collection.id] = (index, db.writes, version)
+        return index
+    }
+
+    /// Exact cosine similarity of `query` against the vectors the query selects (pk, vector, norm).
+    func exactScores(_ query: [Float], sql: String, values: [SQLValue], limit: Int,
+                     _ call: CallContext) throws(DriverError) -> [(pk: Int64, score: Double)] {
+        guard let db = database else { return [] }
         let queryNorm = Vectors.norm(query)
         let dimensions = query.count
         // The query in a buffer of its own, so the scan's closure needs no nested
@@ -131,10 +172,7 @@ extension StoreState {
         var top = TopK(limit: limit)
         var scanned = 0
         var cancelled = false
-        try db.forEach("""
-            SELECT d.pk, d.vector, d.norm FROM documents d
-            WHERE d.collection = ? AND d.vector IS NOT NULL AND (\(filter.sql))
-            """, [.integer(collection.id)] + filter.values) { row throws(DriverError) in
+        try db.forEach(sql, values) { row throws(DriverError) in
             scanned += 1
             if scanned % 65_536 == 0, call.isCancelled { cancelled = true }
             if cancelled { return }
