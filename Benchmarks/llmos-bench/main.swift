@@ -85,6 +85,17 @@ if arguments.contains("--memory") {
     if let target = markdownTarget { memory.write(into: target) }
     exit(0)
 }
+// `llmos-bench --storage [--storage-scale N] [--storage-mb M]`: only the storage benchmark (Storage.swift).
+func storageOption(_ name: String, _ fallback: Int) -> Int {
+    arguments.firstIndex(of: name).flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? fallback
+}
+let storageScale = storageOption("--storage-scale", 100_000), storageMB = storageOption("--storage-mb", 100)
+if arguments.contains("--storage") {
+    let storage = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB)
+    print(storage.markdown)
+    if let target = markdownTarget { storage.write(into: target) }
+    exit(0)
+}
 // The zero-code (libffi) comparison (FFI.swift); `--ffi` runs only it.
 FFIBenchmark.hook(arguments: arguments, buildDir: buildDir, repo: repo, markdownTarget: markdownTarget)
 
@@ -273,6 +284,7 @@ let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
 // 7. Agent processes: a step's kernel cost with 100 tools, and the scheduler (Agent.swift).
 let agentBench = AgentBenchmark.run(buildDir: buildDir, repo: repo)
 let memoryBench = MemoryBenchmark.run(buildDir: buildDir, repo: repo)
+let storageBench = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB)
 
 // MARK: Report
 
@@ -311,5 +323,6 @@ if let target = markdownTarget {
                           markdown: isolation.markdown, into: target)
     agentBench.write(into: target)
     memoryBench.write(into: target)
+    storageBench.write(into: target)
     print("wrote \(target)")
 }
