@@ -165,9 +165,15 @@ extension StoreState {
             }
         }
 
-        return try db.transaction { () throws(DriverError) -> JSONValue in
+        // Vectors this put adds (or replaces), for the collection's IVF index once committed.
+        var indexed: [(pk: Int64, vector: [Float]?)] = []
+        var collectionID: Int64 = 0
+        let indexCurrent = vectorIndexes.mapValues { $0.writes == db.writes }
+        let versionBefore = try db.dataVersion()
+        let result = try db.transaction { () throws(DriverError) -> JSONValue in
             let ensured = try ensureCollection(name, dimensions: nil, db)
             var collection = ensured.0
+            collectionID = collection.id
             let created = ensured.created
             if let model {
                 if let recorded = collection.model, recorded != model {
@@ -204,11 +210,13 @@ extension StoreState {
                     } else {
                         try db.run("UPDATE documents SET text = ?, metadata = ?, content_hash = ?, vector = ?, norm = ? WHERE pk = ?",
                                    [.text(document.text), .text(document.metadataJSON), .text(hash), blob, norm, .integer(existing.0)])
+                        indexed.append((existing.0, document.vector))
                         inserted += 1
                     }
                 } else {
                     try db.run("INSERT INTO documents(collection, id, text, metadata, content_hash, vector, norm) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                [.integer(collection.id), .text(document.id), .text(document.text), .text(document.metadataJSON), .text(hash), blob, norm])
+                    if let vector = document.vector { indexed.append((db.lastInsertRowID, vector)) }
                     inserted += 1
                 }
                 ids.append(.string(document.id))
@@ -218,6 +226,16 @@ extension StoreState {
             if let dimensions = collection.dimensions { output["dimensions"] = JSONValue.int(Int64(dimensions)) }
             return .object(output)
         }
+        // An index that was current before this put takes its vectors in, instead of a rebuild
+        // (rebuilt anyway once the collection has doubled: the lists were trained on less).
+        if indexCurrent[collectionID] == true, let cached = vectorIndexes[collectionID], try db.dataVersion() == versionBefore {
+            for (pk, vector) in indexed {
+                cached.index.remove(pk)
+                if let vector, vector.count == cached.index.dimensions { cached.index.add(pk, vector) }
+            }
+            vectorIndexes[collectionID] = cached.index.count > 2 * cached.index.builtCount ? nil : (cached.index, db.writes, cached.dataVersion)
+        }
+        return result
     }
 
     /// Metadata as stored: an object of scalars and lists of scalars, keys sorted (so the

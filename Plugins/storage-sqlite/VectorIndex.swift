@@ -13,7 +13,11 @@
 
 final class VectorIndex {
     let dimensions: Int
-    let count: Int
+    /// Vectors at build time, and now.
+    let builtCount: Int
+    private(set) var count: Int
+    /// Where each row's code is: its list and slot.
+    private var location: [Int64: (list: Int, slot: Int)] = [:]
     /// Unit-length centroids, `lists` × `dimensions`.
     private var centroids: [Float]
     private(set) var lists: Int
@@ -26,6 +30,7 @@ final class VectorIndex {
     init(dimensions: Int, vectors: [(rowid: Int64, values: [Float])], seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         self.dimensions = dimensions
         count = vectors.count
+        builtCount = vectors.count
         let units = vectors.map { Self.unit($0.values) }
         lists = max(1, min(256, Int(Double(vectors.count).squareRoot())))
         // Sample up to 64 points a list for k-means; deterministic.
@@ -53,14 +58,41 @@ final class VectorIndex {
         rows = Array(repeating: [], count: lists)
         codes = Array(repeating: [], count: lists)
         scales = Array(repeating: [], count: lists)
-        for (vector, point) in zip(vectors, units) {
-            let c = Self.nearest(point, centroids, lists: lists, dimensions: dimensions)
-            let maxAbs = point.reduce(Float(0)) { max($0, abs($1)) }
-            let scale = maxAbs > 0 ? maxAbs / 127 : 1
-            rows[c].append(vector.rowid)
-            codes[c] += point.map { Int8(clamping: Int(($0 / scale).rounded())) }
-            scales[c].append(scale)
+        count = 0
+        for (vector, point) in zip(vectors, units) { insert(vector.rowid, unit: point) }
+    }
+
+    /// Adds (or, after `remove`, re-adds) a row: into the list of its nearest centroid.
+    func add(_ rowid: Int64, _ values: [Float]) {
+        remove(rowid)
+        insert(rowid, unit: Self.unit(values))
+    }
+
+    private func insert(_ rowid: Int64, unit point: [Float]) {
+        let c = Self.nearest(point, centroids, lists: lists, dimensions: dimensions)
+        let maxAbs = point.reduce(Float(0)) { max($0, abs($1)) }
+        let scale = maxAbs > 0 ? maxAbs / 127 : 1
+        location[rowid] = (c, rows[c].count)
+        rows[c].append(rowid)
+        codes[c] += point.map { Int8(clamping: Int(($0 / scale).rounded())) }
+        scales[c].append(scale)
+        count += 1
+    }
+
+    /// Removes a row if it is there: the list's last entry takes its slot.
+    func remove(_ rowid: Int64) {
+        guard let (c, slot) = location.removeValue(forKey: rowid) else { return }
+        let last = rows[c].count - 1
+        if slot != last {
+            rows[c][slot] = rows[c][last]
+            scales[c][slot] = scales[c][last]
+            codes[c].replaceSubrange(slot * dimensions..<(slot + 1) * dimensions, with: codes[c][last * dimensions..<(last + 1) * dimensions])
+            location[rows[c][slot]] = (c, slot)
         }
+        rows[c].removeLast()
+        scales[c].removeLast()
+        codes[c].removeLast(dimensions)
+        count -= 1
     }
 
     /// The rowids of the `candidates` best approximate matches of `query`, scanning the

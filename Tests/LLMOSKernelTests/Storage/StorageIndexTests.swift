@@ -78,6 +78,11 @@ import Testing
         let fresh = query.map { $0 * 2 }
         try harness.call("put", ["collection": "v", "documents": [["id": "new", "text": "new", "vector": .array(fresh.map { .double(Double($0)) })]]])
         #expect(try search(harness, query).first == "new")
+        // A replaced vector moves in the index (taken in without a rebuild, like the put above).
+        let moved = vectors[900].map { -$0 }
+        try harness.call("put", ["collection": "v", "documents": [["id": "d5", "text": "moved", "vector": .array(moved.map { .double(Double($0)) })]]])
+        #expect(try search(harness, moved, limit: 1) == ["d5"])
+        #expect(try !search(harness, vectors[5]).contains("d5"), "not found where it was")
         // A filtered search scans exactly, and the filter holds.
         let filtered = try search(harness, query, filter: ["n": ["$lt": 100]])
         #expect(!filtered.isEmpty && filtered.allSatisfy { Int($0.dropFirst()).map { $0 < 100 } ?? false }, "\(filtered)")
