@@ -108,12 +108,16 @@ let package = Package(
         .target(name: "PythonDriver", dependencies: ["CLLMOS"], path: "Plugins/python", exclude: ["README.md"], publicHeadersPath: "."),
         .target(name: "WebDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/web", exclude: ["README.md"]),
         .target(name: "MailDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/mail", exclude: ["README.md"]),
-        // Storage (issue 7): the sqlite driver, on the system SQLite (CSQLite), never the kernel.
+        // Storage (issue 7). StorageKit (static, linked into each driver): the contract's inputs,
+        // Float32 vectors with SIMD cosine, the IVF index, rank fusion.
+        .target(name: "StorageKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest"], path: "Plugins/StorageKit", exclude: ["README.md"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
+        // The sqlite driver, on the system SQLite (CSQLite), never the kernel.
         // Optimised even in debug builds: its vector scan is a SIMD loop that -Onone makes ~20x slower.
-        .target(name: "SQLiteStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CSQLite"], path: "Plugins/storage-sqlite", exclude: ["README.md"],
+        .target(name: "SQLiteStorageDriver", dependencies: ["StorageKit", "LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CSQLite"], path: "Plugins/storage-sqlite", exclude: ["README.md"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         // The same contract on PostgreSQL (tsvector + GIN; vectors scanned in the driver: Debian 12 has no pgvector).
-        .target(name: "PostgresStorageDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CLibPQ"], path: "Plugins/storage-postgres", exclude: ["README.md"],
+        .target(name: "PostgresStorageDriver", dependencies: ["StorageKit", "LLMOSDriverSDK", "LLMOSJSON", "LLMOSDigest", "CLibPQ"], path: "Plugins/storage-postgres", exclude: ["README.md"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         // Memory (issue 7): context managers. MemoryKit (static, linked into each) keeps the
         // rules every one shares: token estimates, tool calls kept with their results.

@@ -6,6 +6,7 @@ import CSQLite
 import LLMOSDriverSDK
 import LLMOSJSON
 import LLMOSDigest
+import StorageKit
 
 /// A collection row.
 struct StoredCollection {
@@ -15,20 +16,7 @@ struct StoredCollection {
     var model: String?
 }
 
-/// A document of a put, checked and encoded.
-private struct IncomingDocument {
-    var id: String
-    var text: String
-    var metadataJSON: String
-    var vector: [Float]?
-    var field: String
-}
-
 extension StoreState {
-    static let maxDocumentsPerPut = 10_000
-    /// How many candidates each list contributes to a hybrid ranking, at least.
-    static let hybridCandidates = 50
-
     // MARK: Collections
 
     func collection(named name: String, _ db: Database) throws(DriverError) -> StoredCollection? {
@@ -47,22 +35,7 @@ extension StoreState {
         throw .notFound("collection: no collection \"\(name)\" in \(db.path); \(known)")
     }
 
-    func collectionName(_ input: JSONValue) throws(DriverError) -> String {
-        guard let name = input["collection"]?.stringValue else {
-            throw .invalidArgument("collection: missing; expected the collection's name, e.g. \"docs\"")
-        }
-        guard Self.isValidCollectionName(name) else {
-            throw .invalidArgument("collection: \"\(name.prefix(140))\" is not a collection name: letters, digits, _, . and -, starting with a letter or digit, at most 128 characters")
-        }
-        return name
-    }
-
-    static func isValidCollectionName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...128).contains(bytes.count) else { return false }
-        func alnum(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) }
-        return alnum(bytes[0]) && bytes.allSatisfy { alnum($0) || $0 == 0x5f || $0 == 0x2e || $0 == 0x2d }
-    }
+    func collectionName(_ input: JSONValue) throws(DriverError) -> String { try StorageInput.collectionName(input) }
 
     @discardableResult
     private func ensureCollection(_ name: String, dimensions: Int?, metadata: String = "{}", _ db: Database) throws(DriverError) -> (StoredCollection, created: Bool) {
@@ -89,14 +62,8 @@ extension StoreState {
 
     func createCollection(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
         let name = try collectionName(input)
-        var dimensions: Int?
-        if let given = input["dimensions"], !given.isNull {
-            guard let n = given.int64Value, (1...65_536).contains(n) else {
-                throw .invalidArgument("dimensions: expected an integer from 1 to 65536 (the length of the collection's vectors, e.g. 384)")
-            }
-            dimensions = Int(n)
-        }
-        let metadata = try canonicalMetadata(input["metadata"], field: "metadata")
+        let dimensions = try StorageInput.dimensions(input)
+        let metadata = try StorageInput.canonicalMetadata(input["metadata"], field: "metadata")
         let db = try open(call)
         return try db.transaction { () throws(DriverError) -> JSONValue in
             let (found, created) = try ensureCollection(name, dimensions: dimensions, metadata: metadata, db)
@@ -127,31 +94,7 @@ extension StoreState {
 
     func put(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
         let name = try collectionName(input)
-        guard let items = input["documents"]?.arrayValue, !items.isEmpty else {
-            throw .invalidArgument("documents: expected a non-empty list of documents, each {\"text\": ..., \"id\"?, \"metadata\"?, \"vector\"?}")
-        }
-        guard items.count <= Self.maxDocumentsPerPut else {
-            throw .invalidArgument("documents: at most \(Self.maxDocumentsPerPut) documents in one put, got \(items.count); split the batch (each put is one transaction)")
-        }
-        var documents: [IncomingDocument] = []
-        documents.reserveCapacity(items.count)
-        for (i, item) in items.enumerated() {
-            let field = "documents[\(i)]"
-            guard let text = item["text"]?.stringValue else { throw .invalidArgument("\(field).text: missing; every document needs its text") }
-            var id: String
-            if let given = item["id"], !given.isNull {
-                guard let s = given.stringValue, (1...512).contains(s.utf8.count) else {
-                    throw .invalidArgument("\(field).id: expected a string of 1 to 512 bytes")
-                }
-                id = s
-            } else {
-                id = SHA256.hex(of: Array(text.utf8))
-            }
-            let metadata = try canonicalMetadata(item["metadata"], field: "\(field).metadata")
-            var vector: [Float]? = nil
-            if let given = item["vector"], !given.isNull { vector = try Self.vector(given, field: "\(field).vector") }
-            documents.append(IncomingDocument(id: id, text: text, metadataJSON: metadata, vector: vector, field: field))
-        }
+        var documents = try StorageInput.documents(input)
 
         let db = try open(call)
         // Embeddings come first: a tool call must not run inside the write transaction.
@@ -159,7 +102,7 @@ extension StoreState {
         if let tool = configuration.embedTool {
             let missing = documents.indices.filter { documents[$0].vector == nil }
             if !missing.isEmpty {
-                let (vectors, usedModel) = try embed(missing.map { documents[$0].text }, tool: tool, call)
+                let (vectors, usedModel) = try StorageInput.embed(missing.map { documents[$0].text }, tool: tool, driver: "sqlite", call)
                 for (n, index) in missing.enumerated() { documents[index].vector = vectors[n] }
                 model = usedModel
             }
@@ -187,7 +130,6 @@ extension StoreState {
             for (n, document) in documents.enumerated() {
                 if n % 256 == 255, call.isCancelled { throw DriverError.cancelled("put: cancelled; nothing of this batch was stored") }
                 var blob: SQLValue = .null, norm: SQLValue = .null
-                var hashInput = Array(document.text.utf8) + [0] + Array(document.metadataJSON.utf8) + [0]
                 if let vector = document.vector {
                     if let dimensions = collection.dimensions, dimensions != vector.count {
                         throw .invalidArgument("\(document.field).vector: has \(vector.count) dimensions, but the collection \(name) holds vectors of \(dimensions)")
@@ -196,12 +138,10 @@ extension StoreState {
                         try db.run("UPDATE collections SET dimensions = ? WHERE id = ?", [.integer(Int64(vector.count)), .integer(collection.id)])
                         collection.dimensions = vector.count
                     }
-                    let bytes = Vectors.blob(vector)
-                    hashInput += bytes
-                    blob = .blob(bytes)
+                    blob = .blob(Vectors.blob(vector))
                     norm = .real(Double(Vectors.norm(vector)))
                 }
-                let hash = SHA256.hex(of: hashInput)
+                let hash = document.contentHash
                 let existing = try db.query("SELECT pk, content_hash FROM documents WHERE collection = ? AND id = ?",
                                             [.integer(collection.id), .text(document.id)]) { ($0.int64(0), $0.text(1)) }.first
                 if let existing {
@@ -238,66 +178,6 @@ extension StoreState {
         return result
     }
 
-    /// Metadata as stored: an object of scalars and lists of scalars, keys sorted (so the
-    /// same fields in another order are the same content).
-    func canonicalMetadata(_ value: JSONValue?, field: String) throws(DriverError) -> String {
-        guard let value, !value.isNull else { return "{}" }
-        guard let object = value.objectValue else { throw .invalidArgument("\(field): expected an object of fields, e.g. {\"source\": \"notes.md\"}") }
-        for (key, member) in object {
-            switch member {
-            case .object:
-                throw .invalidArgument("\(field).\(key): metadata values are strings, numbers, booleans, null or lists of those, not objects (filters match flat fields)")
-            case .array(let items):
-                if let bad = items.firstIndex(where: { if case .array = $0 { return true }; if case .object = $0 { return true }; return false }) {
-                    throw .invalidArgument("\(field).\(key)[\(bad)]: a list in metadata holds strings, numbers, booleans or null only")
-                }
-            default: break
-            }
-        }
-        let sorted = JSONObject(object.map { ($0.key, $0.value) }.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) })
-        return JSONValue.object(sorted).serialized()
-    }
-
-    static func vector(_ value: JSONValue, field: String) throws(DriverError) -> [Float] {
-        guard let items = value.arrayValue, !items.isEmpty else {
-            throw .invalidArgument("\(field): expected a non-empty list of numbers (an embedding)")
-        }
-        guard items.count <= 65_536 else { throw .invalidArgument("\(field): at most 65536 dimensions, got \(items.count)") }
-        var vector: [Float] = []
-        vector.reserveCapacity(items.count)
-        var zero = true
-        for (i, item) in items.enumerated() {
-            guard let x = item.doubleValue, x.isFinite, abs(x) <= Double(Float.greatestFiniteMagnitude) else {
-                throw .invalidArgument("\(field)[\(i)]: expected a finite number, got \(item.typeName)")
-            }
-            if x != 0 { zero = false }
-            vector.append(Float(x))
-        }
-        if zero { throw .invalidArgument("\(field): all zeros; cosine similarity is undefined for a zero vector") }
-        return vector
-    }
-
-    /// Vectors for `texts` from the configured embed tool, through the kernel (tool.call).
-    func embed(_ texts: [String], tool: String, _ call: CallContext) throws(DriverError) -> ([[Float]], String?) {
-        var vectors: [[Float]] = []
-        var model: String?
-        let batch = 64
-        for start in stride(from: 0, to: texts.count, by: batch) {
-            let slice = texts[start..<min(start + batch, texts.count)]
-            let request: JSONValue = ["tool": .string(tool), "input": ["input": .array(slice.map { .string($0) })]]
-            let answer: String
-            do { answer = try call.syscall("tool.call", request.serialized()) } catch {
-                throw DriverError(error.code, "embedding with \(tool) (the sqlite driver's embed_tool) failed: \(error.message)")
-            }
-            guard let output = try? JSON.parse(answer), let list = output["vectors"]?.arrayValue, list.count == slice.count else {
-                throw .invalidOutput("\(tool) (embed_tool) did not return one vector per text (cpu.schema.json#/$defs/embed_output)")
-            }
-            for (i, item) in list.enumerated() { vectors.append(try Self.vector(item, field: "\(tool) output vectors[\(start + i)]")) }
-            model = output["model"]?.stringValue ?? model
-        }
-        return (vectors, model)
-    }
-
     // MARK: get
 
     func get(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
@@ -311,7 +191,7 @@ extension StoreState {
             guard let id = item.stringValue else { throw .invalidArgument("ids[\(i)]: expected a string") }
             let found = try db.query("SELECT id, text, metadata, vector FROM documents WHERE collection = ? AND id = ?",
                                      [.integer(collection.id), .text(id)]) { row -> JSONValue in
-                var object: JSONObject = ["id": .string(row.text(0)), "text": .string(row.text(1)), "metadata": Self.metadata(row.text(2))]
+                var object: JSONObject = ["id": .string(row.text(0)), "text": .string(row.text(1)), "metadata": StorageInput.metadata(row.text(2))]
                 if includeVectors, !row.isNull(3), let values = row.withBlob(3, Vectors.values) {
                     object["vector"] = .array(values.map { .double(Double($0)) })
                 }
@@ -322,11 +202,6 @@ extension StoreState {
         return .object(["documents": .array(documents), "missing": .array(missing)])
     }
 
-    static func metadata(_ text: String) -> JSONValue {
-        guard let value = try? JSON.parse(text), value.objectValue != nil else { return .object([:]) }
-        return value
-    }
-
     // MARK: delete
 
     func delete(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
@@ -335,11 +210,7 @@ extension StoreState {
         guard ids != nil || filterValue != nil else {
             throw .invalidArgument("delete needs ids, filter or both (filter {} deletes every document of the collection), so that nothing is deleted by accident")
         }
-        var idStrings: [JSONValue] = []
-        for (i, item) in (ids ?? []).enumerated() {
-            guard let id = item.stringValue else { throw .invalidArgument("ids[\(i)]: expected a string") }
-            idStrings.append(.string(id))
-        }
+        let idStrings = try StorageInput.ids(input["ids"]).map { JSONValue.string($0) }
         var filter: CompiledFilter? = nil
         if filterValue != nil { filter = try CompiledFilter.compile(filterValue) }
         let db = try open(call)

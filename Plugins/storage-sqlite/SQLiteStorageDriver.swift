@@ -14,6 +14,7 @@
 import CSQLite
 import LLMOSDriverSDK
 import LLMOSJSON
+import StorageKit
 
 struct SQLiteStorageDriver: LLMOSDriver {
     static let name = "sqlite"
@@ -42,12 +43,7 @@ struct SQLiteStorageDriver: LLMOSDriver {
         ]
         for (name, handler) in operations {
             router.addRaw(name) { (driver: SQLiteStorageDriver, json: String, call: CallContext) throws -> String in
-                let input: JSONValue
-                do { input = try JSON.parse(json) } catch {
-                    throw DriverError.invalidArgument("invalid input: not valid JSON: \(error)")
-                }
-                guard input.objectValue != nil else { throw DriverError.invalidArgument("invalid input: expected an object") }
-                return try handler(driver.state, input, call).serialized()
+                try StorageOperations.handle(json) { input throws(DriverError) in try handler(driver.state, input, call) }
             }
         }
     }

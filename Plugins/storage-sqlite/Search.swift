@@ -3,20 +3,13 @@
 import CSQLite
 import LLMOSDriverSDK
 import LLMOSJSON
+import StorageKit
 
 extension StoreState {
     func search(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue {
-        guard let mode = input["mode"]?.stringValue, ["text", "vector", "hybrid"].contains(mode) else {
-            throw .invalidArgument("mode: expected \"text\", \"vector\" or \"hybrid\"")
-        }
-        let limit = Int(input["limit"]?.int64Value ?? 10)
-        guard (1...1000).contains(limit) else { throw .invalidArgument("limit: must be from 1 to 1000, got \(limit)") }
-        let rrfK = Double(input["rrf_k"]?.int64Value ?? 60)
-        guard rrfK >= 1 && rrfK <= 100_000 else { throw .invalidArgument("rrf_k: must be from 1 to 100000") }
-        let query = input["query"]?.stringValue
-        if mode != "vector" && query == nil { throw .invalidArgument("query: \(mode) search needs the query text") }
-        var queryVector: [Float]? = nil
-        if let given = input["vector"] { queryVector = try Self.vector(given, field: "vector") }
+        let request = try StorageInput.search(input)
+        let mode = request.mode, limit = request.limit, rrfK = request.rrfK, query = request.query
+        var queryVector = request.vector
         let filter = try CompiledFilter.compile(input["filter"])
 
         let db = try open(call)
@@ -25,7 +18,7 @@ extension StoreState {
 
         if queryVector == nil, mode != "text", let query {
             if let tool = configuration.embedTool {
-                queryVector = try embed([query], tool: tool, call).0.first
+                queryVector = try StorageInput.embed([query], tool: tool, driver: "sqlite", call).0.first
             } else if mode == "vector" {
                 throw .unsupported("vector: the sqlite driver computes no embeddings itself and has no embed_tool configured; pass the query's vector, use mode text, or configure embed_tool (e.g. --config 'sqlite={\"embed_tool\": \"local.embed\"}')")
             }
@@ -38,74 +31,41 @@ extension StoreState {
         }
 
         var usedMode = mode
-        var ranked: [Hit] = []
+        var ranked: [RankedHit] = []
         switch mode {
         case "text":
-            ranked = try textSearch(query!, collection, filter, limit: limit, db, warnings: &warnings).enumerated().map { Hit(pk: $1.pk, score: $1.score, textRank: $0 + 1) }
+            ranked = try textSearch(query!, collection, filter, limit: limit, db, warnings: &warnings).enumerated().map { RankedHit(key: $1.pk, score: $1.score, textRank: $0 + 1) }
         case "vector":
-            ranked = try vectorSearch(queryVector!, collection, filter, limit: limit, db, call).enumerated().map { Hit(pk: $1.pk, score: $1.score, vectorRank: $0 + 1) }
+            ranked = try vectorSearch(queryVector!, collection, filter, limit: limit, db, call).enumerated().map { RankedHit(key: $1.pk, score: $1.score, vectorRank: $0 + 1) }
         default:
-            let candidates = min(max(limit * 5, Self.hybridCandidates), 1000)
+            let candidates = request.hybridCandidates
             let text = try textSearch(query!, collection, filter, limit: candidates, db, warnings: &warnings)
             guard let queryVector else {
                 warnings.append("hybrid search without a query vector (none given, and no embed_tool configured): ranked by text alone")
                 usedMode = "text"
-                ranked = text.prefix(limit).enumerated().map { Hit(pk: $1.pk, score: $1.score, textRank: $0 + 1) }
+                ranked = text.prefix(limit).enumerated().map { RankedHit(key: $1.pk, score: $1.score, textRank: $0 + 1) }
                 break
             }
             if collection.dimensions == nil {
                 warnings.append(.string("the collection \(collection.name) has no vectors: ranked by text alone"))
             }
             let vector = try vectorSearch(queryVector, collection, filter, limit: candidates, db, call)
-            ranked = Self.fuse(text: text.map(\.pk), vector: vector.map(\.pk), k: rrfK, limit: limit)
+            ranked = RankFusion.fuse(text: text.map(\.pk), vector: vector.map(\.pk), k: rrfK, limit: limit)
         }
 
-        let rows = try fetch(ranked.map(\.pk), db)
-        var results: [JSONValue] = []
-        for hit in ranked {
-            guard let row = rows[hit.pk] else { continue }
-            var object: JSONObject = ["id": .string(row.id), "text": .string(row.text), "score": .double(hit.score), "metadata": row.metadata]
-            if let source = row.metadata["source"]?.stringValue { object["source"] = .string(source) }
-            if usedMode == "hybrid" {
-                let textRank: JSONValue = hit.textRank.map { JSONValue.int(Int64($0)) } ?? .null
-                let vectorRank: JSONValue = hit.vectorRank.map { JSONValue.int(Int64($0)) } ?? .null
-                object["ranks"] = ["text": textRank, "vector": vectorRank]
-            }
-            results.append(.object(object))
+        let rows = try fetch(ranked.map(\.key), db)
+        let results: [JSONValue] = ranked.compactMap { hit in
+            rows[hit.key].map { RankFusion.result(hit, id: $0.id, text: $0.text, metadata: $0.metadata, hybrid: usedMode == "hybrid") }
         }
         var output: JSONObject = ["results": .array(results), "mode": .string(usedMode)]
         if !warnings.isEmpty { output["warnings"] = .array(warnings) }
         return .object(output)
     }
 
-    /// Reciprocal rank fusion: each list gives a document 1/(k + rank), ranks from 1; a
-    /// document missing from a list gets nothing from it. Ties: the better text rank,
-    /// then the better vector rank.
-    static func fuse(text: [Int64], vector: [Int64], k: Double, limit: Int) -> [Hit] {
-        var entries: [Int64: (score: Double, textRank: Int?, vectorRank: Int?)] = [:]
-        for (i, pk) in text.enumerated() {
-            entries[pk, default: (0, nil, nil)].score += 1 / (k + Double(i + 1))
-            entries[pk]!.textRank = i + 1
-        }
-        for (i, pk) in vector.enumerated() {
-            entries[pk, default: (0, nil, nil)].score += 1 / (k + Double(i + 1))
-            entries[pk]!.vectorRank = i + 1
-        }
-        let sorted = entries.sorted { a, b in
-            if a.value.score != b.value.score { return a.value.score > b.value.score }
-            let at = a.value.textRank ?? Int.max, bt = b.value.textRank ?? Int.max
-            if at != bt { return at < bt }
-            let av = a.value.vectorRank ?? Int.max, bv = b.value.vectorRank ?? Int.max
-            if av != bv { return av < bv }
-            return a.key < b.key
-        }
-        return sorted.prefix(limit).map { Hit(pk: $0.key, score: $0.value.score, textRank: $0.value.textRank, vectorRank: $0.value.vectorRank) }
-    }
-
     /// BM25 through FTS5, best first; score is -bm25 (higher is better).
     func textSearch(_ query: String, _ collection: StoredCollection, _ filter: CompiledFilter, limit: Int, _ db: Database,
                     warnings: inout [JSONValue]) throws(DriverError) -> [(pk: Int64, score: Double)] {
-        guard let match = TextQuery.match(query) else {
+        guard let match = QueryTerms.fts5Match(query) else {
             warnings.append("the query has no words to search for by text")
             return []
         }
@@ -189,13 +149,6 @@ extension StoreState {
         return top.sorted.map { (pk: $0.rowid, score: $0.score) }
     }
 
-    struct Hit {
-        var pk: Int64
-        var score: Double
-        var textRank: Int? = nil
-        var vectorRank: Int? = nil
-    }
-
     struct Row {
         var id: String
         var text: String
@@ -207,7 +160,7 @@ extension StoreState {
         let list = JSONValue.array(pks.map { .int($0) }).serialized()
         var rows: [Int64: Row] = [:]
         try db.forEach("SELECT pk, id, text, metadata FROM documents WHERE pk IN (SELECT value FROM json_each(?))", [.text(list)]) { row throws(DriverError) in
-            rows[row.int64(0)] = Row(id: row.text(1), text: row.text(2), metadata: Self.metadata(row.text(3)))
+            rows[row.int64(0)] = Row(id: row.text(1), text: row.text(2), metadata: StorageInput.metadata(row.text(3)))
         }
         return rows
     }

@@ -8,26 +8,27 @@
 // - A search scores the query against every centroid, scans the `nprobe` best lists with
 //   the int8 codes, and re-ranks the best candidates exactly from the Float32 BLOBs, so
 //   the scores returned are exact cosines.
-// - Any write to the collection (by this connection, or another one: PRAGMA data_version)
-//   drops the index; the next search rebuilds it. A filtered search scans exactly.
+// - The driver owns the index's freshness: it drops the index on a write it cannot
+//   follow (another process's, a delete) and rebuilds on the next search. A filtered
+//   search scans exactly. Shared by the sqlite and postgres drivers.
 
-final class VectorIndex {
-    let dimensions: Int
+public final class VectorIndex {
+    public let dimensions: Int
     /// Vectors at build time, and now.
-    let builtCount: Int
-    private(set) var count: Int
+    public let builtCount: Int
+    public private(set) var count: Int
     /// Where each row's code is: its list and slot.
     private var location: [Int64: (list: Int, slot: Int)] = [:]
     /// Unit-length centroids, `lists` × `dimensions`.
     private var centroids: [Float]
-    private(set) var lists: Int
+    public private(set) var lists: Int
     /// Per list: the rows, their codes (count × dimensions) and their scales.
     private var rows: [[Int64]]
     private var codes: [[Int8]]
     private var scales: [[Float]]
 
     /// Builds the index over `vectors` (rowid, Float32 values, any length).
-    init(dimensions: Int, vectors: [(rowid: Int64, values: [Float])], seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+    public init(dimensions: Int, vectors: [(rowid: Int64, values: [Float])], seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         self.dimensions = dimensions
         count = vectors.count
         builtCount = vectors.count
@@ -63,7 +64,7 @@ final class VectorIndex {
     }
 
     /// Adds (or, after `remove`, re-adds) a row: into the list of its nearest centroid.
-    func add(_ rowid: Int64, _ values: [Float]) {
+    public func add(_ rowid: Int64, _ values: [Float]) {
         remove(rowid)
         insert(rowid, unit: Self.unit(values))
     }
@@ -80,7 +81,7 @@ final class VectorIndex {
     }
 
     /// Removes a row if it is there: the list's last entry takes its slot.
-    func remove(_ rowid: Int64) {
+    public func remove(_ rowid: Int64) {
         guard let (c, slot) = location.removeValue(forKey: rowid) else { return }
         let last = rows[c].count - 1
         if slot != last {
@@ -97,7 +98,7 @@ final class VectorIndex {
 
     /// The rowids of the `candidates` best approximate matches of `query`, scanning the
     /// `nprobe` lists whose centroids are closest.
-    func candidates(for query: [Float], nprobe: Int, candidates: Int) -> [Int64] {
+    public func candidates(for query: [Float], nprobe: Int, candidates: Int) -> [Int64] {
         let q = Self.unit(query)
         var order = (0..<lists).map { c in (c, centroids.withUnsafeBufferPointer { Self.dot(q, $0.baseAddress! + c * dimensions, dimensions) }) }
         order.sort { $0.1 > $1.1 }
@@ -116,7 +117,7 @@ final class VectorIndex {
     }
 
     /// The default nprobe: an eighth of the lists, at least 8 (every list for small ones).
-    var defaultProbes: Int { min(lists, max(8, lists / 8)) }
+    public var defaultProbes: Int { min(lists, max(8, lists / 8)) }
 
     // MARK: Arithmetic
 

@@ -1,9 +1,9 @@
 // Vectors: stored compactly as little-endian Float32 BLOBs (4 bytes a dimension: a
 // 384-d embedding is 1,536 bytes), compared by exact cosine similarity with SIMD loops.
 
-enum Vectors {
+public enum Vectors {
     /// The BLOB of a vector (Float32, little-endian on every platform Swift runs on Linux).
-    static func blob(_ values: [Float]) -> [UInt8] {
+    public static func blob(_ values: [Float]) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: values.count * 4)
         bytes.withUnsafeMutableBytes { raw in
             for (i, value) in values.enumerated() { raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
@@ -12,20 +12,20 @@ enum Vectors {
     }
 
     /// The vector in a BLOB (nil when its length is not a whole number of Float32s).
-    static func values(_ blob: UnsafeRawBufferPointer) -> [Float]? {
+    public static func values(_ blob: UnsafeRawBufferPointer) -> [Float]? {
         guard blob.count % 4 == 0 else { return nil }
         return (0..<blob.count / 4).map { Float(bitPattern: UInt32(littleEndian: blob.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
     }
 
     /// The Euclidean length.
-    static func norm(_ values: [Float]) -> Float {
+    public static func norm(_ values: [Float]) -> Float {
         values.withUnsafeBytes { raw in dot(raw.baseAddress!, raw.baseAddress!, count: values.count) }.squareRoot()
     }
 
     /// The dot product of `count` Float32s at `a` and `b` (either may be unaligned):
     /// eight lanes at a time, then the tail one by one.
-    @inline(__always)
-    static func dot(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Float {
+    @inlinable
+    public static func dot(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Float {
         var sum0 = SIMD8<Float>(), sum1 = SIMD8<Float>()
         var i = 0
         // Two accumulators hide the latency of the adds.
@@ -49,13 +49,13 @@ enum Vectors {
 
 /// The `limit` best (highest-scoring) items seen, kept in a min-heap so that scanning
 /// n candidates costs O(n log limit).
-struct TopK {
-    let limit: Int
-    private(set) var heap: [(score: Double, rowid: Int64)] = []
+public struct TopK {
+    public let limit: Int
+    public private(set) var heap: [(score: Double, rowid: Int64)] = []
 
-    init(limit: Int) { self.limit = max(limit, 1) }
+    public init(limit: Int) { self.limit = max(limit, 1) }
 
-    mutating func offer(_ score: Double, _ rowid: Int64) {
+    public mutating func offer(_ score: Double, _ rowid: Int64) {
         if heap.count < limit {
             heap.append((score, rowid))
             var child = heap.count - 1
@@ -87,7 +87,7 @@ struct TopK {
     }
 
     /// Best first.
-    var sorted: [(score: Double, rowid: Int64)] {
+    public var sorted: [(score: Double, rowid: Int64)] {
         heap.sorted { $0.score > $1.score || ($0.score == $1.score && $0.rowid < $1.rowid) }
     }
 }
