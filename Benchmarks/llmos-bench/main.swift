@@ -90,8 +90,12 @@ func storageOption(_ name: String, _ fallback: Int) -> Int {
     arguments.firstIndex(of: name).flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? fallback
 }
 let storageScale = storageOption("--storage-scale", 100_000), storageMB = storageOption("--storage-mb", 100)
+let storageDrivers: [String] = {
+    guard let i = arguments.firstIndex(of: "--storage-drivers"), i + 1 < arguments.count else { return ["sqlite", "postgres"] }
+    return arguments[i + 1].split(separator: ",").map(String.init)
+}()
 if arguments.contains("--storage") {
-    let storage = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB)
+    let storage = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB, drivers: storageDrivers)
     print(storage.markdown)
     if let target = markdownTarget { storage.write(into: target) }
     exit(0)
@@ -284,7 +288,7 @@ let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
 // 7. Agent processes: a step's kernel cost with 100 tools, and the scheduler (Agent.swift).
 let agentBench = AgentBenchmark.run(buildDir: buildDir, repo: repo)
 let memoryBench = MemoryBenchmark.run(buildDir: buildDir, repo: repo)
-let storageBench = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB)
+let storageBench = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB, drivers: storageDrivers)
 
 // MARK: Report
 

@@ -13,6 +13,11 @@ public protocol NetworkService: Sendable {
     /// address when the host is a literal), for checks before a driver runs.
     func canonicalResource(of url: String) throws(LLMOSError) -> (resource: String, address: String?)
 
+    /// `net.connect`: the canonical `scheme://host:port` of a connection an in-process
+    /// driver opens itself, and the first of the host's addresses `authorize` allows
+    /// (`{"resource", "host", "address", "port"}`); the driver connects to that address only.
+    func authorizeConnection(_ request: JSONValue, authorize: @escaping @Sendable (AccessRequest) -> Decision) throws(LLMOSError) -> JSONValue
+
     /// Opens one `net.stream.open` request: the same checks as `fetch`, and returns once the
     /// final response's status and headers are in (the JSON without "stream", which the kernel
     /// adds). `isCancelled` is polled while it waits (the calling call's cancellation and deadline).
@@ -21,6 +26,10 @@ public protocol NetworkService: Sendable {
 }
 
 extension NetworkService {
+    public func authorizeConnection(_ request: JSONValue, authorize: @escaping @Sendable (AccessRequest) -> Decision) throws(LLMOSError) -> JSONValue {
+        throw LLMOSError(.unsupported, "net.connect: this host's network service cannot check connections")
+    }
+
     public func openStream(_ request: JSONValue, authorize: @escaping @Sendable (AccessRequest) -> Decision,
                            isCancelled: () -> Bool) throws(LLMOSError) -> (stream: any NetworkStream, response: JSONValue) {
         throw LLMOSError(.unsupported, "net.stream.open: this host's network service cannot stream")

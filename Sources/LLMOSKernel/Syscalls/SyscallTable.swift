@@ -58,6 +58,13 @@ struct SyscallTable {
             }
             return encode(try network.fetch(r, authorize: t.authorizer(c)))
         },
+        // A connection an in-process driver opens itself (a database client): checked, and the address to use.
+        "net.connect": { t, c, r throws(LLMOSError) in
+            guard let network = t.kernel.configuration.network else {
+                throw LLMOSError(.unsupported, "net.connect: this host has no network service")
+            }
+            return encode(try network.authorizeConnection(r, authorize: t.authorizer(c)))
+        },
         "net.stream.open": { t, c, r throws(LLMOSError) in encode(try t.streamOpen(c, r)) },
         "net.stream.read": { t, c, r throws(LLMOSError) in encode(try t.streamRead(c, r)) },
         "net.stream.close": { t, c, r throws(LLMOSError) in encode(try t.streamClose(c, r)) },

@@ -3,9 +3,10 @@ import LLMOSJSON
 import Testing
 @testable import LLMOSKernel
 
-/// The sqlite driver's IVF index over int8 codes: recall against exact search, and that it
-/// follows writes. Clustered synthetic 384-d vectors, a fixed seed.
-@Suite("sqlite: the approximate vector index") struct StorageIndexTests {
+/// The storage drivers' IVF index over int8 codes (StorageKit's VectorIndex): recall against
+/// exact search, and that each driver keeps it in step with writes — its own, and another
+/// connection's. Clustered synthetic 384-d vectors, a fixed seed.
+@Suite("storage: the approximate vector index") struct StorageIndexTests {
     static let dimensions = 384
 
     /// `count` points around 40 random centres (a stand-in for topics), deterministic.
@@ -25,8 +26,8 @@ import Testing
         return dot / (na.squareRoot() * nb.squareRoot())
     }
 
-    func store(_ vectors: [[Float]], index: String) throws -> StorageHarness {
-        let harness = try StorageHarness(.sqlite, extraConfig: ["vector_index": .string(index), "index_threshold": 1_000])
+    func store(_ vectors: [[Float]], index: String, driver: StorageDriverUnderTest = .sqlite) throws -> StorageHarness {
+        let harness = try StorageHarness(driver, extraConfig: ["vector_index": .string(index), "index_threshold": 1_000])
         for start in stride(from: 0, to: vectors.count, by: 5_000) {
             let documents: [JSONValue] = (start..<min(vectors.count, start + 5_000)).map { i in
                 ["id": .string("d\(i)"), "text": .string("document \(i)"), "metadata": ["n": .int(Int64(i))],
@@ -63,9 +64,10 @@ import Testing
         #expect(recall >= 0.95, "recall@10 of the IVF index against exact search: \(recall)")
     }
 
-    @Test func theIndexFollowsWritesAndScoresAreExact() throws {
+    @Test(arguments: StorageDriverUnderTest.all)
+    func theIndexFollowsWritesAndScoresAreExact(_ driver: StorageDriverUnderTest) throws {
         let vectors = Self.clustered(3_000)
-        let harness = try store(vectors, index: "ivf")
+        let harness = try store(vectors, index: "ivf", driver: driver)
         defer { harness.removeWorkspace() }
         let query = vectors[17]
         let first = try harness.call("search", ["collection": "v", "mode": "vector", "vector": .array(query.map { .double(Double($0)) }), "limit": 3])
@@ -88,19 +90,21 @@ import Testing
         #expect(!filtered.isEmpty && filtered.allSatisfy { Int($0.dropFirst()).map { $0 < 100 } ?? false }, "\(filtered)")
     }
 
-    @Test func exactModeAndAFreshConnectionAgree() throws {
+    @Test(arguments: StorageDriverUnderTest.all)
+    func exactModeAndAFreshConnectionAgree(_ driver: StorageDriverUnderTest) throws {
         let vectors = Self.clustered(2_000)
-        let harness = try store(vectors, index: "ivf")
+        let harness = try store(vectors, index: "ivf", driver: driver)
         defer { harness.removeWorkspace() }
-        let exact = try StorageHarness(.sqlite, workspace: harness.workspace, extraConfig: ["vector_index": "exact"])
+        let exact = try StorageHarness(driver, workspace: harness.workspace, extraConfig: ["vector_index": "exact"])
         for query in Self.clustered(5, seed: 3) {
             let a = try search(harness, query, limit: 1), b = try search(exact, query, limit: 1)
             #expect(a == b, "the nearest neighbour is the same: \(a) \(b)")
         }
-        // A write through the other connection reaches the index (PRAGMA data_version).
+        // A write through the other connection reaches the index (sqlite: PRAGMA
+        // data_version; postgres: the collection's version, bumped by every write).
         try exact.call("delete", ["collection": "v", "ids": .strings(vectors.indices.map { "d\($0)" })])
         #expect(try search(harness, vectors[0]).isEmpty)
-        let bad = try? StorageHarness(.sqlite, extraConfig: ["vector_index": "fast"]).call("stats", [:])
+        let bad = try? StorageHarness(driver, extraConfig: ["vector_index": "fast"]).call("stats", [:])
         #expect(bad == nil, "an unknown vector_index is refused")
     }
 }

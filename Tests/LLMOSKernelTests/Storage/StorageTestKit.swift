@@ -1,11 +1,13 @@
 import Foundation
 import LLMOSJSON
+import LLMOSNet
 import Testing
 @testable import LLMOSKernel
 
 /// A storage driver the contract suite runs against: how to load it with a fresh
-/// store in a workspace of its own, and what the operator grants it. The postgres
-/// driver joins `all` when it lands; every contract test then runs against both.
+/// store in a workspace of its own, and what the operator grants it. Every contract
+/// test runs against each of `all`: sqlite on a file in the workspace, postgres on a
+/// schema of its own (named after the workspace) in the scratch server.
 struct StorageDriverUnderTest: Sendable, CustomTestStringConvertible {
     var name: String
     var manifest: String
@@ -22,11 +24,17 @@ struct StorageDriverUnderTest: Sendable, CustomTestStringConvertible {
         config: { _ in ["path": "store.sqlite3"] },
         grants: { workspace in ["fs.read=\(workspace)/store.sqlite3*", "fs.write=\(workspace)/store.sqlite3*"] })
 
-    static let all: [StorageDriverUnderTest] = [.sqlite]
+    static let postgres = StorageDriverUnderTest(
+        name: "postgres",
+        manifest: Paths.manifests + "/postgres.yaml",
+        config: { workspace in PostgresTestServer.shared.config(schemaFor: workspace) },
+        grants: { _ in PostgresTestServer.shared.grants })
+
+    static let all: [StorageDriverUnderTest] = [.sqlite, .postgres]
 }
 
 /// A kernel with one storage driver loaded over a store in a temporary workspace.
-final class StorageHarness {
+final class StorageHarness: @unchecked Sendable {  // its kernel is thread-safe; tests share one across threads
     let driver: StorageDriverUnderTest
     let workspace: String
     let kernel: Kernel
@@ -36,7 +44,8 @@ final class StorageHarness {
     /// collection and the destructive operations by name; `extraConfig` is merged into
     /// the driver's configuration (null removes a key); `alsoLoad` are more manifests (e.g. a cpu to embed).
     init(_ driver: StorageDriverUnderTest, workspace: String? = nil, grants: [String]? = nil, deny: [String] = [],
-         extraConfig: JSONObject = [:], alsoLoad: [String] = [], otherConfig: [String: JSONValue] = [:]) throws {
+         extraConfig: JSONObject = [:], alsoLoad: [String] = [], otherConfig: [String: JSONValue] = [:],
+         audit: MemoryAuditLog? = nil) throws {
         let dir = workspace ?? Paths.temporaryDirectory("storage")
         let ws = FilePath.resolved(dir) ?? dir
         let context = PolicyContext(workspace: ws)
@@ -52,6 +61,8 @@ final class StorageHarness {
         let kernel = makeKernel(log: sink) { c in
             c.broker = CapabilityBroker(policy: Policy.builtInDefault.adding(rules), asker: DenyingAsker(), context: context)
             c.workspace = ws
+            c.network = CurlNetworkService()
+            if let audit { c.audit = audit }
             c.driverConfig[driver.name] = .object(configured)
             for (name, value) in otherConfig { c.driverConfig[name] = value }
         }
