@@ -15,6 +15,9 @@ import LLMOSModelCache
 
 struct LocalConfig: Decodable, Sendable {
     var model: String?
+    /// A GGUF embedding model for `embed` (default: the one setup-model converted,
+    /// all-MiniLM-L6-v2; "chat": the chat model's mean-pooled hidden states).
+    var embed_model: String?
     var server: String?
     var context_length: Int?
     var threads: Int?
@@ -33,14 +36,15 @@ struct LocalConfig: Decodable, Sendable {
 enum LocalSetup {
     static func cacheDirectory() -> String { ModelCache.directory() }
 
-    /// (model, server) from setup.json, when both files are still there.
-    static func marker(_ cache: String) -> (model: String, server: String)? {
+    /// (model, server, embedding model) from setup.json, when the files are still there.
+    static func marker(_ cache: String) -> (model: String, server: String, embedModel: String?)? {
         guard let data = FileManager.default.contents(atPath: ModelCache.markerPath(in: cache)),
               let record = try? JSON.parse(String(decoding: data, as: UTF8.self)),
               let model = record["model"]?.stringValue, let server = record["server"]?.stringValue,
               FileManager.default.isReadableFile(atPath: model), FileManager.default.isExecutableFile(atPath: server)
         else { return nil }
-        return (model, server)
+        let embed = record["embed_model"]?.stringValue.flatMap { FileManager.default.isReadableFile(atPath: $0) ? $0 : nil }
+        return (model, server, embed)
     }
 
     static func absolute(_ path: String) -> String {
@@ -111,6 +115,11 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
     let embedder: LlamaServerSupervisor?
     let contextLength: Int
     let modelName: String
+    /// The embedding model `embed` serves (nil: the chat model's), and its name.
+    let embedModelPath: String?
+    let embedModelName: String
+    /// The embedding model's window, in tokens (a BERT model's positions).
+    static let embedContext = 512
 
     init(context: DriverContext) throws {
         config = try context.decodeConfig(LocalConfig.self)
@@ -144,7 +153,21 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
         }
         modelPath = model
         serverPath = server
+        var embedModel = setup?.embedModel
+        if let named = config.embed_model {
+            if named == "chat" {
+                embedModel = nil
+            } else {
+                let path = LocalSetup.absolute(named)
+                guard FileManager.default.isReadableFile(atPath: path), LocalSetup.isGGUF(path) else {
+                    throw DriverError.invalidArgument("embed_model \(named): \(path) is not a readable GGUF file; give a .gguf embedding model, or \"chat\" to embed with the chat model")
+                }
+                embedModel = path
+            }
+        }
+        embedModelPath = embedModel
         modelName = model.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? "SmolLM2-135M-Instruct.Q4_1"
+        embedModelName = embedModel.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? modelName
 
         let setupHint = "run `llmos models setup` (or scripts/setup-model): it downloads SmolLM2-135M-Instruct (98 MB) and builds llama-server into \(cache) once, in 4-8 minutes"
         if model == nil && server == nil {
@@ -162,15 +185,23 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
             let instance = UUID().uuidString.prefix(8)   // several instances may share a process (tests)
             let common = ["--alias", modelName, "--jinja", "-c", String(contextLength), "-t", String(config.threads ?? 2),
                           "--parallel", String(config.parallel ?? 1)] + (config.extra_args ?? [])
-            let supervisor = { (role: String, extra: [String]) -> LlamaServerSupervisor in
-                var c = LlamaServerSupervisor.Configuration(server: server, model: model, arguments: common + extra, role: role,
+            let supervisor = { (role: String, model: String, arguments: [String]) -> LlamaServerSupervisor in
+                var c = LlamaServerSupervisor.Configuration(server: server, model: model, arguments: arguments, role: role,
                                                             logPath: "\(LocalSetup.cacheDirectory())/logs/llama-server-\(role)-\(getpid())-\(instance).log")
                 c.port = role == "chat" ? (config.port ?? 0) : 0
                 if let t = config.startup_timeout_ms { c.startupTimeoutMs = t }
                 return LlamaServerSupervisor(c)
             }
-            chat = supervisor("chat", [])
-            embedder = supervisor("embed", ["--embeddings", "--pooling", "mean"])
+            chat = supervisor("chat", model, common)
+            if let embedModel = embedModelPath {
+                // A sentence-embedding model (BERT): its own small window, one batch of it.
+                let window = String(Self.embedContext)
+                embedder = supervisor("embed", embedModel, ["--alias", embedModelName, "-c", window, "-b", window, "-ub", window,
+                                                            "-t", String(config.threads ?? 2), "--parallel", "1", "--embeddings", "--pooling", "mean"]
+                                                            + (config.extra_args ?? []))
+            } else {
+                embedder = supervisor("embed", model, common + ["--embeddings", "--pooling", "mean"])
+            }
         } else {
             chat = nil
             embedder = nil
@@ -216,7 +247,7 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
                 }
             }
             let client = OpenAIClient(baseURL: endpoint.baseURL + "/v1", model: modelName, apiKey: nil, transport: transport,
-                                      options: options, toolMode: toolMode)
+                                      options: options, toolMode: toolMode, embeddingModel: embedModelName)
             do {
                 let result = try body(client)
                 if result["finish_reason"]?.stringValue == "error", supervisor.serverDied(since: endpoint.generation) {
@@ -238,6 +269,47 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
         }
     }
 
+    /// `embed`, with texts longer than the embedding model's window shortened to fit
+    /// (llama-server refuses them whole): the batch is tried as it is; when the server
+    /// says a text is too large, the texts go one at a time, and a long one is cut to
+    /// the share of it that fits (the server names its token count) and tried again.
+    /// `x-local_truncated` counts the texts shortened.
+    func embedFitting(_ input: JSONValue, _ client: OpenAIClient) throws(DriverError) -> JSONValue {
+        func tooLarge(_ error: DriverError) -> Int? {
+            guard error.message.contains("too large to process") else { return nil }
+            guard let open = error.message.range(of: "input ("), let close = error.message[open.upperBound...].range(of: " tokens)") else { return Int.max }
+            return Int(error.message[open.upperBound..<close.lowerBound]) ?? Int.max
+        }
+        do { return try client.embed(input) } catch {
+            guard tooLarge(error) != nil, let texts = input["input"]?.arrayValue else { throw error }
+            var vectors: [JSONValue] = []
+            var model: JSONValue = .string(embedModelName), dimensions: JSONValue = .null
+            var truncated = 0
+            for item in texts {
+                var text = item.stringValue ?? ""
+                var attempt = 0
+                while true {
+                    do {
+                        let out = try client.embed(["input": [.string(text)]])
+                        vectors.append(out["vectors"]?[0] ?? .null)
+                        model = out["model"] ?? model
+                        dimensions = out["dimensions"] ?? dimensions
+                        break
+                    } catch {
+                        guard let tokens = tooLarge(error), attempt < 4 else { throw error }
+                        attempt += 1
+                        // Keep the share that fits, with room for [CLS] and [SEP] and the guess's error.
+                        let share = tokens == Int.max ? 0.5 : Double(Self.embedContext - 16) / Double(tokens)
+                        let keep = max(1, Int(Double(text.count) * min(share, 0.9)))
+                        text = String(text.prefix(keep))
+                        if attempt == 1 { truncated += 1 }
+                    }
+                }
+            }
+            return ["vectors": .array(vectors), "dimensions": dimensions, "model": model, "x-local_truncated": .int(Int64(truncated))]
+        }
+    }
+
     /// ModelKit speaks as "openai"; here it is the local driver.
     func local(_ error: DriverError) -> DriverError {
         var message = error.message
@@ -249,6 +321,8 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
         var server: JSONObject = ["set_up": .bool(unusable == nil), "cache": .string(cache)]
         if let modelPath { server["model_path"] = .string(modelPath) }
         if let serverPath { server["server_path"] = .string(serverPath) }
+        server["embed_model"] = .string(embedModelName)
+        if let embedModelPath { server["embed_model_path"] = .string(embedModelPath) }
         if let unusable { server["problem"] = .string(unusable) }
         for (key, supervisor) in [("chat", chat), ("embed", embedder)] {
             guard let s = supervisor?.status else { continue }
@@ -286,7 +360,7 @@ final class LocalDriver: LLMOSDriver, @unchecked Sendable {
         router.addRaw("embed") { (driver: LocalDriver, json: String, call: CallContext) throws -> String in
             let input = try parseInput(json)
             return try driver.withServer(driver.embedder, call) { (client: OpenAIClient) throws(DriverError) -> JSONValue in
-                try client.embed(input)
+                try driver.embedFitting(input, client)
             }.serialized()
         }
         router.addRaw("info") { (driver: LocalDriver, json: String, call: CallContext) throws -> String in

@@ -468,6 +468,21 @@ struct LocalModelIntegrationTests {
         #expect(out["model"]?.stringValue == "SmolLM2-135M-Instruct.Q4_1")
     }
 
+    @Test func embeddingsComeFromTheSentenceEmbeddingModel() throws {
+        let out = try bench.call("embed", ["input": ["The cat sits on the mat.", "A feline rests on a rug.", "Stock markets fell sharply today.",
+                                                     .string(String(repeating: "a very long passage ", count: 600))]])
+        #expect(out["model"]?.stringValue == "all-MiniLM-L6-v2.F32" && out["dimensions"] == 384, "\(out["model"] ?? JSONValue.null)")
+        let v = (out["vectors"]?.arrayValue ?? []).map { ($0.arrayValue ?? []).compactMap(\.doubleValue) }
+        func cosine(_ a: [Double], _ b: [Double]) -> Double {
+            zip(a, b).map(*).reduce(0, +) / (a.map { $0 * $0 }.reduce(0, +).squareRoot() * b.map { $0 * $0 }.reduce(0, +).squareRoot())
+        }
+        #expect(v.count == 4 && v.allSatisfy { $0.count == 384 })
+        // A paraphrase is near, an unrelated sentence far: a model trained for retrieval.
+        #expect(cosine(v[0], v[1]) > 0.4 && cosine(v[0], v[2]) < 0.2, "\(cosine(v[0], v[1])) \(cosine(v[0], v[2]))")
+        // A text longer than the model's 512-token window is shortened to fit, and says so.
+        #expect(out["x-local_truncated"] == 1)
+    }
+
     @Test func aStreamedCompletion() throws {
         let (out, events) = try bench.stream(["messages": [["role": "user", "content": "Count from one to five."]], "temperature": 0])
         let texts = events.filter { $0["type"]?.stringValue == "text" }.compactMap { $0["delta"]?.stringValue }

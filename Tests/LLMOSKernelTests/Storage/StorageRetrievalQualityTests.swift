@@ -7,9 +7,9 @@ import Testing
 // storage and memory, 12 questions each with one known answer. Half the questions use
 // the passage's own words; half use other forms of them ("summarising" for
 // "summarises", "quantized" for "quantization"), which exact-word BM25 cannot match.
-// The vectors are TrigramVectors (hashed character trigrams: a deterministic stand-in
-// for a sentence-embedding model, which issue 7 adds later), so the hybrid number shows
-// what fusion adds, not what a real model would score.
+// Two sets of vectors: TrigramVectors (hashed character trigrams, deterministic, always
+// there), and the real sentence-embedding model the first-time setup converts
+// (all-MiniLM-L6-v2 through local.embed, when it is set up), which also knows synonyms.
 
 fileprivate let corpus: [(id: String, text: String)] = [
     ("wal", "Write-ahead logging appends each change to a separate log file; readers keep reading the database while a writer commits."),
@@ -55,11 +55,11 @@ fileprivate let questions: [(question: String, answer: String)] = [
 
 @Suite struct StorageRetrievalQualityTests {
     /// The share of questions whose answer is among the first five results.
-    fileprivate func recallAt5(_ store: StorageHarness, mode: String) throws -> Double {
+    fileprivate func recallAt5(_ store: StorageHarness, mode: String, trigrams: Bool = true) throws -> Double {
         var found = 0
         for (question, answer) in questions {
             var input: JSONObject = ["collection": "corpus", "mode": .string(mode), "query": .string(question), "limit": 5]
-            if mode != "text" { input["vector"] = .numbers(TrigramVectors.vector(question)) }
+            if mode != "text" && trigrams { input["vector"] = .numbers(TrigramVectors.vector(question)) }
             if try store.searchIDs(.object(input)).contains(answer) { found += 1 }
         }
         return Double(found) / Double(questions.count)
@@ -82,5 +82,24 @@ fileprivate let questions: [(question: String, answer: String)] = [
         #expect(lexical >= 0.7, "lexical recall@5 \(lexical)")
         #expect(hybrid >= 0.9, "hybrid recall@5 \(hybrid)")
         #expect(hybrid > lexical, "fusion with vectors finds the word forms BM25 misses: lexical \(lexical), hybrid \(hybrid)")
+    }
+
+    /// The same questions with real embeddings: the driver embeds documents and queries
+    /// with local.embed (all-MiniLM-L6-v2, 384-d) through the kernel's tool.call.
+    @Test(.enabled(if: RealLocalModel.isSetUp, RealLocalModel.skipReason), arguments: StorageDriverUnderTest.all)
+    func recallAt5WithTheRealEmbeddingModel(_ driver: StorageDriverUnderTest) throws {
+        let store = try StorageHarness(driver, extraGrants: [localGrant, "driver:\(driver.name)/tool.call=local.embed"],
+                                       extraConfig: ["embed_tool": "local.embed"], alsoLoad: [Paths.manifests + "/local.yaml"])
+        defer { store.removeWorkspace() }
+        let documents: [JSONValue] = corpus.map { entry -> JSONValue in ["id": .string(entry.id), "text": .string(entry.text)] }
+        let put = try store.call("put", ["collection": "corpus", "documents": .array(documents)])
+        #expect(put["dimensions"] == 384)
+        #expect(try store.call("collections", [:])["collections"]?[0]?["model"] == "all-MiniLM-L6-v2.F32")
+        let lexical = try recallAt5(store, mode: "text", trigrams: false)
+        let vector = try recallAt5(store, mode: "vector", trigrams: false)
+        let hybrid = try recallAt5(store, mode: "hybrid", trigrams: false)
+        print("storage retrieval (\(driver.name), all-MiniLM-L6-v2): recall@5 lexical \(lexical), vector \(vector), hybrid \(hybrid) over \(questions.count) questions")
+        #expect(vector >= 0.9, "vector recall@5 with MiniLM \(vector)")
+        #expect(hybrid >= 0.9, "hybrid recall@5 with MiniLM \(hybrid)")
     }
 }

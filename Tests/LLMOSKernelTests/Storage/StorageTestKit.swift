@@ -43,14 +43,14 @@ final class StorageHarness: @unchecked Sendable {  // its kernel is thread-safe;
     /// `grants` defaults to the driver's file grants plus storage.read/write of every
     /// collection and the destructive operations by name; `extraConfig` is merged into
     /// the driver's configuration (null removes a key); `alsoLoad` are more manifests (e.g. a cpu to embed).
-    init(_ driver: StorageDriverUnderTest, workspace: String? = nil, grants: [String]? = nil, deny: [String] = [],
+    init(_ driver: StorageDriverUnderTest, workspace: String? = nil, grants: [String]? = nil, extraGrants: [String] = [], deny: [String] = [],
          extraConfig: JSONObject = [:], alsoLoad: [String] = [], otherConfig: [String: JSONValue] = [:],
          audit: MemoryAuditLog? = nil) throws {
         let dir = workspace ?? Paths.temporaryDirectory("storage")
         let ws = FilePath.resolved(dir) ?? dir
         let context = PolicyContext(workspace: ws)
         let allow = grants ?? (driver.grants(ws) + ["storage.read=*", "storage.write=*",
-                                                    "tool.call=\(driver.name).delete", "tool.call=\(driver.name).drop_collection"])
+                                                    "tool.call=\(driver.name).delete", "tool.call=\(driver.name).drop_collection"]) + extraGrants
         var rules: [PolicyRule] = []
         for flag in allow { rules.append(try PolicyParser.rule(fromFlag: flag, action: .allow, context: context)) }
         for flag in deny { rules.append(try PolicyParser.rule(fromFlag: flag, action: .deny, context: context)) }
