@@ -89,13 +89,19 @@ if arguments.contains("--memory") {
 func storageOption(_ name: String, _ fallback: Int) -> Int {
     arguments.firstIndex(of: name).flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? fallback
 }
-let storageScale = storageOption("--storage-scale", 100_000), storageMB = storageOption("--storage-mb", 100)
+// --storage-scale 100000,1000000: the vector collection grown to each size in turn, measured at each.
+let storageScales: [Int] = {
+    guard let i = arguments.firstIndex(of: "--storage-scale"), i + 1 < arguments.count else { return [100_000] }
+    let sizes = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }.sorted()
+    return sizes.isEmpty ? [100_000] : sizes
+}()
+let storageMB = storageOption("--storage-mb", 100)
 let storageDrivers: [String] = {
     guard let i = arguments.firstIndex(of: "--storage-drivers"), i + 1 < arguments.count else { return ["sqlite", "postgres"] }
     return arguments[i + 1].split(separator: ",").map(String.init)
 }()
 if arguments.contains("--storage") {
-    let storage = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB, drivers: storageDrivers)
+    let storage = StorageBenchmark.run(buildDir: buildDir, repo: repo, scales: storageScales, megabytes: storageMB, drivers: storageDrivers)
     print(storage.markdown)
     if let target = markdownTarget { storage.write(into: target) }
     exit(0)
@@ -288,7 +294,7 @@ let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
 // 7. Agent processes: a step's kernel cost with 100 tools, and the scheduler (Agent.swift).
 let agentBench = AgentBenchmark.run(buildDir: buildDir, repo: repo)
 let memoryBench = MemoryBenchmark.run(buildDir: buildDir, repo: repo)
-let storageBench = StorageBenchmark.run(buildDir: buildDir, repo: repo, scale: storageScale, megabytes: storageMB, drivers: storageDrivers)
+let storageBench = StorageBenchmark.run(buildDir: buildDir, repo: repo, scales: storageScales, megabytes: storageMB, drivers: storageDrivers)
 
 // MARK: Report
 
