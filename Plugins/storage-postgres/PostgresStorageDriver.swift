@@ -59,8 +59,11 @@ struct PGConfiguration {
     var port = 5432
     var database = "llmos"
     var user = "llmos"
-    /// The environment variable holding the password (read through env.get); nil: none.
-    var passwordEnv: String?
+    /// The environment variable holding the password (read through env.get). Configured:
+    /// it must be readable and set. Not configured: LLMOS_POSTGRES_PASSWORD, when it is
+    /// set and granted; else no password (trust or certificate authentication).
+    var passwordEnv = "LLMOS_POSTGRES_PASSWORD"
+    var passwordEnvConfigured = false
     /// The schema the driver's tables live in (one store per schema).
     var schema = "llmos"
     var sslmode = "prefer"
@@ -99,6 +102,7 @@ struct PGConfiguration {
                 throw .invalidArgument("postgres configuration: password_env must name an environment variable (A-Z, 0-9, _), e.g. \"LLMOS_POSTGRES_PASSWORD\"")
             }
             passwordEnv = v
+            passwordEnvConfigured = true
         }
         if let v = try string("schema") {
             guard Self.isValidSchema(v) else {
@@ -200,16 +204,19 @@ final class PGStoreState {
         }
         guard let address = answer["address"]?.stringValue else { throw .internal("postgres: net.connect gave no address") }
         var password: String?
-        if let variable = c.passwordEnv {
-            do {
-                let value = try JSON.parse(try call.syscall("env.get", JSONValue.object(["name": .string(variable)]).serialized()))
-                password = value["value"]?.stringValue
-            } catch let error as DriverError {
+        let variable = c.passwordEnv
+        do {
+            let value = try JSON.parse(try call.syscall("env.get", JSONValue.object(["name": .string(variable)]).serialized()))
+            password = value["value"]?.stringValue
+        } catch let error as DriverError {
+            if c.passwordEnvConfigured {
                 throw DriverError(error.code, "postgres: the password variable \(variable) (configuration password_env): \(error.message)")
-            } catch {
-                throw DriverError.internal("postgres: env.get answered something that is not JSON")
             }
-            if password == nil { throw .invalidArgument("postgres: the password variable \(variable) (configuration password_env) is not set") }
+        } catch {
+            throw DriverError.internal("postgres: env.get answered something that is not JSON")
+        }
+        if password == nil && c.passwordEnvConfigured {
+            throw .invalidArgument("postgres: the password variable \(variable) (configuration password_env) is not set")
         }
         // Every parameter given, so libpq's PG* environment defaults choose nothing but
         // what the operator configured; no password file, no service file.
@@ -217,11 +224,15 @@ final class PGStoreState {
             ("host", answer["host"]?.stringValue ?? c.host), ("hostaddr", address), ("port", String(c.port)),
             ("dbname", c.database), ("user", c.user), ("sslmode", c.sslmode),
             ("connect_timeout", String(c.connectTimeoutSeconds)), ("application_name", "llmos-postgres"),
-            ("passfile", "/dev/null"), ("client_encoding", "UTF8"),
-            ("options", "-c statement_timeout=0"),
+            ("passfile", "/dev/null/no-password-file"), ("client_encoding", "UTF8"),
+            ("options", "-c statement_timeout=0 -c client_min_messages=warning"),
         ]
         if let password { parameters.append(("password", password)) }
-        return try PGConnection(parameters: parameters, label: c.label)
+        do {
+            return try PGConnection(parameters: parameters, label: c.label)
+        } catch where password == nil && error.message.contains("no password supplied") {
+            throw DriverError(error.code, "\(error.message); the server wants a password: set \(variable) and grant it (--allow 'env=\(variable)'), or configure password_env")
+        }
     }
 
     /// Creates the schema and tables on first use (under an advisory lock, so two hosts

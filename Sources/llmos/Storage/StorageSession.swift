@@ -84,6 +84,9 @@ struct StoreAccess {
             grants += ["storage.write=\(collection)", "storage.write=\(filesCollection)", "tool.call=\(storage).delete"]
         }
         if tools { grants.append("tool.call=\(storage).search") }
+        // The postgres driver's password, from the variable the operator set (the server
+        // itself, net.connect, is the operator's to grant).
+        if storage == "postgres" { grants.append("driver:postgres/env=LLMOS_POSTGRES_PASSWORD") }
         if let embed {
             grants.append("driver:\(storage)/tool.call=\(embed)")
             if embed.hasPrefix("local.") { grants.append("driver:local/net.connect=http://127.0.0.1") }
