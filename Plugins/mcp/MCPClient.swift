@@ -67,7 +67,7 @@ final class MCPClient: @unchecked Sendable {
 
     /// `_tools`: the server's tools as they are now (started if needed, listed afresh).
     func currentToolDefinitions(_ call: CallContext) throws -> String {
-        let server = try ensureServer(call, publish: false)
+        let (server, _) = try ensureServer(call, publish: false)
         let listed = try listTools(server, call)
         lock.withLock { tools = Dictionary(listed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
         return JSONValue.object(["tools": .array(listed.map(\.definition))]).serialized()
@@ -75,8 +75,10 @@ final class MCPClient: @unchecked Sendable {
 
     /// A tool call: the server started if needed, the call made, the result turned into llmos output.
     func callTool(_ operation: String, _ input: String, _ call: CallContext) throws -> String {
-        let server = try ensureServer(call, publish: true)
-        if let refused = lock.withLock({ heldBackNow[operation] }) {
+        let (server, heldNow) = try ensureServer(call, publish: true)
+        // Held back by the kernel in the publish this very call made (the kernel does not
+        // call a held-back tool; this call was already on its way).
+        if let refused = heldNow?[operation] {
             throw DriverError.permissionDenied("\(serverName).\(operation) is held back: \(refused)")
         }
         guard let tool = lock.withLock({ tools[operation] }) else {
@@ -91,18 +93,18 @@ final class MCPClient: @unchecked Sendable {
         return try output(of: message, tool: tool)
     }
 
-    /// Tools the kernel held back at the last publish (name → reason), cleared at each publish.
-    private var heldBackNow: [String: String] = [:]
 
     // MARK: The server process
 
-    private func ensureServer(_ call: CallContext, publish: Bool) throws -> ServerProcess {
-        if let running = lock.withLock({ process?.isAlive == true && !stale ? process : nil }) { return running }
+    /// The running server (started first when needed) and, when this call published the
+    /// tools, what the kernel held back (tool → reason).
+    private func ensureServer(_ call: CallContext, publish: Bool) throws -> (ServerProcess, [String: String]?) {
+        if let running = lock.withLock({ process?.isAlive == true && !stale ? process : nil }) { return (running, nil) }
         startLock.lock()
         defer { startLock.unlock() }
         if let running = lock.withLock({ process?.isAlive == true ? process : nil }) {
-            if lock.withLock({ stale }) && publish { try refreshTools(running, call) }
-            return running
+            if lock.withLock({ stale }) && publish { return (running, try refreshTools(running, call)) }
+            return (running, nil)
         }
         if serverName == "mcp", let me = try? call.syscall("agent.self", "{}"),
            let tool = (try? JSON.parse(me))?["tool"]?.stringValue, let dot = tool.firstIndex(of: ".") {
@@ -126,8 +128,7 @@ final class MCPClient: @unchecked Sendable {
                 process = server
                 failedStarts = 0
             }
-            if publish { try self.publish(listed, call) }
-            return server
+            return (server, publish ? try self.publish(listed, call) : nil)
         } catch {
             lock.withLock {
                 failedStarts += 1
@@ -251,7 +252,8 @@ final class MCPClient: @unchecked Sendable {
     }
 
     /// Reports the tools to the kernel, which registers them (or holds back changed ones).
-    private func publish(_ listed: [MCPTool], _ call: CallContext) throws {
+    @discardableResult
+    private func publish(_ listed: [MCPTool], _ call: CallContext) throws -> [String: String] {
         let response = try call.syscall("tools.publish", JSONValue.object(["tools": .array(listed.map(\.definition))]).serialized())
         let report = (try? JSON.parse(response)) ?? .null
         var held: [String: String] = [:]
@@ -259,14 +261,15 @@ final class MCPClient: @unchecked Sendable {
             guard let name = entry["name"]?.stringValue, let dot = name.firstIndex(of: ".") else { continue }
             held[String(name[name.index(after: dot)...])] = entry["reason"]?.stringValue ?? "its definition changed since it was approved"
         }
-        lock.withLock { heldBackNow = held }
+        return held
     }
 
-    private func refreshTools(_ server: ServerProcess, _ call: CallContext) throws {
+    @discardableResult
+    private func refreshTools(_ server: ServerProcess, _ call: CallContext) throws -> [String: String] {
         lock.withLock { stale = false }
         let listed = try listTools(server, call)
         lock.withLock { tools = Dictionary(listed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
-        try publish(listed, call)
+        return try publish(listed, call)
     }
 
     // MARK: Tools and results

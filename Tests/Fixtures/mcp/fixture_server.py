@@ -37,6 +37,10 @@ if options.starts:
 if options.garbage:
     os.write(1, b"Starting fixture server v1.0 ... ready!\n")
 
+# The protocol's pipe, before the SDK moves it off fd 1 (it diverts fd 1 to stderr so a
+# print() cannot corrupt the stream): corrupt() writes there on purpose.
+WIRE = os.fstat(1)
+
 server = MCPServer("llmos-mcp-fixture")
 
 
@@ -81,8 +85,15 @@ def crash(code: int = 3) -> str:
 
 @server.tool()
 def corrupt() -> str:
-    """Write a line that is not JSON on stdout (a server that prints)."""
-    os.write(1, b"debug: oops, printed to stdout\n")
+    """Write a line that is not JSON on the protocol stream (a server that prints)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if fd > 2 and (st.st_dev, st.st_ino) == (WIRE.st_dev, WIRE.st_ino):
+            os.write(fd, b"debug: oops, printed to stdout\n")
     return "corrupted"
 
 
