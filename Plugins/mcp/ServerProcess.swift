@@ -33,6 +33,8 @@ final class ServerProcess: @unchecked Sendable {
     private var stderrLines: [String] = []
     private var exitDescription: String?
     private let exited = DispatchSemaphore(value: 0)
+    /// Signalled (and kept signalled) once the server's stderr reached its end.
+    private let stderrClosed = DispatchSemaphore(value: 0)
     /// Notifications (method, params), on the reader thread.
     var onNotification: (@Sendable (String, JSONValue) -> Void)?
     /// Log lines for the host, on the reader threads.
@@ -137,8 +139,7 @@ final class ServerProcess: @unchecked Sendable {
         }
         lock.withLock { exitDescription = how }
         exited.signal()
-        // Give the stderr reader a moment to collect the last words.
-        usleep(20_000)
+        waitForStderr()
         fail("the MCP server \(serverName) (pid \(pid)) \(how)")
         close(input)
     }
@@ -179,7 +180,9 @@ final class ServerProcess: @unchecked Sendable {
                 }
             }
             close(fd)
+            if name == "stderr" { stderrClosed.signal() }
             if name == "stdout" {
+                waitForStderr()
                 // Wait briefly for the exit status, so the message says how it ended.
                 _ = exited.wait(timeout: .now() + .milliseconds(300))
                 let how = lock.withLock { exitDescription }
@@ -189,6 +192,12 @@ final class ServerProcess: @unchecked Sendable {
         }
         thread.name = "mcp \(serverName) \(name)"
         thread.start()
+    }
+
+    /// Lets the stderr reader collect a dying server's last words (at most half a second:
+    /// a grandchild may keep the pipe open).
+    private func waitForStderr() {
+        if stderrClosed.wait(timeout: .now() + .milliseconds(500)) == .success { stderrClosed.signal() }
     }
 
     private func keepStderr(_ line: String) {
