@@ -39,7 +39,7 @@ final class MCPClient: @unchecked Sendable {
     private let lock = NSLock()
     /// Serialises starts: a second caller waits for the first one's start instead of racing it.
     private let startLock = NSLock()
-    private var process: ServerProcess?
+    private var process: (any MCPConnection)?
     private var mode: Mode = .handshake(MCPClient.handshakeRevision)
     private var tools: [String: MCPTool] = [:]
     private var stale = false
@@ -55,7 +55,7 @@ final class MCPClient: @unchecked Sendable {
     }
 
     func shutdown() {
-        let current = lock.withLock { () -> ServerProcess? in
+        let current = lock.withLock { () -> (any MCPConnection)? in
             closed = true
             defer { process = nil }
             return process
@@ -98,7 +98,7 @@ final class MCPClient: @unchecked Sendable {
 
     /// The running server (started first when needed) and, when this call published the
     /// tools, what the kernel held back (tool → reason).
-    private func ensureServer(_ call: CallContext, publish: Bool) throws -> (ServerProcess, [String: String]?) {
+    private func ensureServer(_ call: CallContext, publish: Bool) throws -> (any MCPConnection, [String: String]?) {
         if let running = lock.withLock({ process?.isAlive == true && !stale ? process : nil }) { return (running, nil) }
         startLock.lock()
         defer { startLock.unlock() }
@@ -138,7 +138,14 @@ final class MCPClient: @unchecked Sendable {
         }
     }
 
-    private func start(_ call: CallContext) throws -> ServerProcess {
+    private func start(_ call: CallContext) throws -> any MCPConnection {
+        if let url = settings.url {
+            let connection = HTTPConnection(url: url, serverName: serverName)
+            connection.onNotification = { [weak self] method, params in self?.notification(method, params) }
+            try handshake(connection, call)
+            log(.info, "connected to the MCP server \(serverName) at \(url)")
+            return connection
+        }
         struct Authorized: Decodable { var path: String; var workspace: String }
         let authorized: Authorized = try call.syscall("exec.authorize", ["program": settings.command])
         var environment: [String: String] = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
@@ -189,9 +196,9 @@ final class MCPClient: @unchecked Sendable {
     }
 
     /// A request on the current revision; a JSON-RPC error becomes a DriverError naming it.
-    private func request(_ server: ServerProcess, _ method: String, _ params: JSONValue, _ call: CallContext,
+    private func request(_ server: any MCPConnection, _ method: String, _ params: JSONValue, _ call: CallContext,
                          waitLimitMs: Int? = nil, onTimeout: String) throws -> JSONValue {
-        let message = try server.request(method, meta(params), isCancelled: { call.isCancelled }, waitLimitMs: waitLimitMs,
+        let message = try server.request(method, meta(params), call: call, waitLimitMs: waitLimitMs,
                                          onTimeout: "\(serverName): the MCP server did not answer \(onTimeout) within \(waitLimitMs ?? 0) ms")
         if let error = message["error"] {
             let code = error["code"]?.int64Value ?? 0
@@ -205,11 +212,12 @@ final class MCPClient: @unchecked Sendable {
         return result
     }
 
-    private func handshake(_ server: ServerProcess, _ call: CallContext) throws {
+    private func handshake(_ server: any MCPConnection, _ call: CallContext) throws {
         let limit = settings.startupTimeoutMs
         let wanted = settings.protocolRevision
         if wanted != Self.handshakeRevision {
             lock.withLock { mode = .stateless }
+            server.negotiated(Self.statelessRevision, modern: true)
             do {
                 let discovered = try request(server, "server/discover", .object([:]), call, waitLimitMs: limit, onTimeout: "server/discover")
                 let versions = discovered["supportedVersions"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -232,10 +240,11 @@ final class MCPClient: @unchecked Sendable {
             throw DriverError.unsupported("\(serverName): the MCP server answered initialize with protocol version \"\(version)\"; llmos speaks \(Self.statelessRevision) and \(Self.handshakeRevisions.joined(separator: ", "))")
         }
         lock.withLock { mode = .handshake(version) }
-        server.notify("notifications/initialized", .object([:]))
+        server.negotiated(version, modern: false)
+        server.notify("notifications/initialized", .object([:]), call: call)
     }
 
-    private func listTools(_ server: ServerProcess, _ call: CallContext) throws -> [MCPTool] {
+    private func listTools(_ server: any MCPConnection, _ call: CallContext) throws -> [MCPTool] {
         var raw: [JSONValue] = []
         var cursor: String?
         for _ in 0..<100 {
@@ -265,7 +274,7 @@ final class MCPClient: @unchecked Sendable {
     }
 
     @discardableResult
-    private func refreshTools(_ server: ServerProcess, _ call: CallContext) throws -> [String: String] {
+    private func refreshTools(_ server: any MCPConnection, _ call: CallContext) throws -> [String: String] {
         lock.withLock { stale = false }
         let listed = try listTools(server, call)
         lock.withLock { tools = Dictionary(listed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }

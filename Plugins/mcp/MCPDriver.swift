@@ -50,6 +50,8 @@ let Kernel_discoveryOperation = "_tools"
 struct MCPSettings: Sendable {
     /// The program (a name looked up by exec.authorize, or a path), for stdio.
     var command: String
+    /// The server's URL, for streamable HTTP (instead of a command).
+    var url: String?
     var args: [String] = []
     /// Extra environment variables for the server (literal values).
     var env: [String: String] = [:]
@@ -70,11 +72,21 @@ struct MCPSettings: Sendable {
         for key in object.keys where !keys.contains(key) {
             throw .invalidArgument("settings.\(key): unknown key (the mcp driver takes \(keys.joined(separator: ", ")))")
         }
-        if object["url"] != nil && object["command"] == nil {
-            throw .unsupported("settings.url: the streamable HTTP transport is not implemented yet; mount the server over stdio with settings.command (and args)")
+        if let url = object["url"] {
+            guard object["command"] == nil else { throw .invalidArgument("settings: give either command (stdio) or url (streamable HTTP), not both") }
+            guard let text = url.stringValue, text.hasPrefix("http://") || text.hasPrefix("https://") else {
+                throw .invalidArgument("settings.url: expected an http:// or https:// URL, got \(url.serialized())")
+            }
+            for key in ["args", "env"] where object[key] != nil {
+                throw .invalidArgument("settings.\(key): only for a server started with settings.command; a server at a URL runs elsewhere")
+            }
+            var settings = MCPSettings(command: "")
+            settings.url = text
+            try settings.parseCommon(object)
+            return settings
         }
         guard let command = object["command"]?.stringValue, !command.isEmpty else {
-            throw .invalidArgument("settings.command: missing; expected the server's program (a name such as uvx, or a path) and settings.args for its arguments")
+            throw .invalidArgument("settings.command: missing; expected the server's program (a name such as uvx, or a path) and settings.args for its arguments, or settings.url for a server reached over streamable HTTP")
         }
         var settings = MCPSettings(command: command)
         if let args = object["args"] {
@@ -91,9 +103,16 @@ struct MCPSettings: Sendable {
                 settings.env[name] = s
             }
         }
+        try settings.parseCommon(object)
+        return settings
+    }
+
+    mutating func parseCommon(_ object: JSONObject) throws(DriverError) {
+        var settings = self
+        defer { self = settings }
         if let revision = object["protocol"] {
-            guard let s = revision.stringValue, revisions.contains(s) else {
-                throw .invalidArgument("settings.protocol: must be one of \(revisions.joined(separator: ", ")), got \(revision.serialized())")
+            guard let s = revision.stringValue, Self.revisions.contains(s) else {
+                throw .invalidArgument("settings.protocol: must be one of \(Self.revisions.joined(separator: ", ")), got \(revision.serialized())")
             }
             settings.protocolRevision = s
         }
@@ -105,7 +124,6 @@ struct MCPSettings: Sendable {
             guard let v = n.int64Value, v >= 1, v <= 1000 else { throw .invalidArgument("settings.max_failed_starts: expected an integer from 1 to 1000, got \(n.serialized())") }
             settings.maxFailedStarts = Int(v)
         }
-        return settings
     }
 }
 

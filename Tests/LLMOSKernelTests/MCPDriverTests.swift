@@ -1,5 +1,6 @@
 import Foundation
 import LLMOSJSON
+import LLMOSNet
 import Testing
 @testable import LLMOSKernel
 
@@ -96,8 +97,96 @@ func mcpKernel(store: any KeyValueStore = InMemoryKeyValueStore(), log: MemoryLo
     }
 }
 
+/// The fixture server over streamable HTTP on a free loopback port (it exits when this goes).
+final class MCPHTTPFixture {
+    let process = Process()
+    private let input = Pipe()
+    let port: Int
+    var url: String { "http://127.0.0.1:\(port)/mcp" }
+
+    init() throws {
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: try MCPVenv.python.get())
+        process.arguments = [Paths.repoRoot + "/Tests/Fixtures/mcp/fixture_server.py", "--http"]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var data = Data()
+        while !data.contains(0x0A) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw Fixtures.FixtureError(message: "fixture_server.py --http exited before announcing its port") }
+            data.append(chunk)
+        }
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any], let port = object["port"] as? Int else {
+            throw Fixtures.FixtureError(message: "fixture_server.py --http said \(String(decoding: data, as: UTF8.self))")
+        }
+        self.port = port
+        // Listening once a TCP connect succeeds.
+        for _ in 0..<200 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            close(fd)
+            if connected == 0 { return }
+            usleep(50_000)
+        }
+        throw Fixtures.FixtureError(message: "fixture_server.py --http never listened on \(port)")
+    }
+
+    deinit {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
 @Suite("MCP servers as drivers", .serialized)
 struct MCPDriverTests {
+    @Test("streamable HTTP through net.fetch, both revisions; connecting is a net.connect decision")
+    func streamableHTTP() throws {
+        let server = try MCPHTTPFixture()
+        for (name, revision) in [("web_legacy", "2025-11-25"), ("web_modern", "2026-07-28"), ("web_auto", "auto")] {
+            let directory = Paths.temporaryDirectory("mcp-http")
+            let manifest = directory + "/\(name).yaml"
+            try """
+                manifest_version: 1
+                name: \(name)
+                version: 1.0.0
+                class: tool
+                description: The fixture over streamable HTTP.
+                abi: {major: 1}
+                library: {path: libllmos_mcp.so, name: mcp}
+                threading: concurrent
+                tools: discovered
+                capabilities:
+                  net.connect: "http://127.0.0.1:*"
+                settings:
+                  url: "\(server.url)"
+                  protocol: "\(revision)"
+                """.write(toFile: manifest, atomically: true, encoding: .utf8)
+            let kernel = makeKernel { c in
+                c.network = CurlNetworkService()
+                c.broker = CapabilityBroker(policy: Policy(rules: [try! PolicyParser.rule(fromFlag: "tool.call=*", action: .allow),
+                                                                   try! PolicyParser.rule(fromFlag: "net.connect=http://127.0.0.1:*", action: .allow)]))
+            }
+            let info = try kernel.load(manifestAt: manifest)
+            #expect(info.tools.contains("\(name).add"))
+            #expect(try kernel.call("\(name).add", input: #"{"a": 40, "b": 2}"#).output == #"{"result":42}"#)
+            #expect(try kernel.call("\(name).echo", input: #"{"text": "über"}"#).output == #"{"result":"über"}"#)
+            // Without the grant, the connection itself is refused by the kernel.
+            let closed = makeKernel { c in
+                c.network = CurlNetworkService()
+                c.broker = CapabilityBroker(policy: Policy(rules: [try! PolicyParser.rule(fromFlag: "tool.call=*", action: .allow)]))
+            }
+            let refused = expectError { try closed.load(manifestAt: manifest) }
+            #expect(refused.code == .permissionDenied)
+            #expect(refused.message.contains("net.connect") || refused.message.contains("127.0.0.1"))
+        }
+    }
+
     @Test("the server's tools appear as server.tool with their schemas; a call reaches the server")
     func toolsAndCall() throws {
         let mount = try MCPMount()

@@ -1,7 +1,7 @@
 """A small MCP server (the official `mcp` SDK's MCPServer, stdio) for the mcp driver's
 tests: its tool list can change between runs and during one, and it misbehaves on demand.
 
-    python fixture_server.py [--state FILE] [--garbage] [--starts FILE]
+    python fixture_server.py [--state FILE] [--garbage] [--starts FILE] [--http]
 
 --state FILE   a JSON object read at start: {"echo_description": str, "echo_extra_arg": bool,
                "hide_add": bool}; a test edits it between runs to change the tool definitions
@@ -25,6 +25,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--state")
 parser.add_argument("--garbage", action="store_true")
 parser.add_argument("--starts")
+parser.add_argument("--http", action="store_true", help="serve streamable HTTP on a free loopback port; print {\"port\": N}; exit when stdin closes")
 options = parser.parse_args()
 
 state = {}
@@ -108,4 +109,14 @@ async def add_tool(name: str, ctx: Context) -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if options.http:
+        import socket
+        import threading
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        print(json.dumps({"port": port}), flush=True)
+        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+        server.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        server.run("stdio")
