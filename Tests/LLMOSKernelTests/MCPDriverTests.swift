@@ -1,6 +1,7 @@
 import Foundation
 import LLMOSJSON
 import LLMOSNet
+import Synchronization
 import Testing
 @testable import LLMOSKernel
 
@@ -266,6 +267,24 @@ struct MCPDriverTests {
         #expect(exec.message.contains("exec of"))
     }
 
+    @Test("one server process for every caller: concurrent calls share it")
+    func shared() throws {
+        let mount = try MCPMount()
+        let store = InMemoryKeyValueStore()
+        do { try mcpKernel(store: store).load(manifestAt: mount.manifest) }
+        let kernel = try mcpKernel(store: store)
+        try kernel.load(manifestAt: mount.manifest)
+        let failures = Mutex(0)
+        onThreads(6) { i in
+            for j in 0..<5 {
+                let output = try? kernel.call("fixture.add", input: "{\"a\": \(i), \"b\": \(j)}").output
+                if output != "{\"result\":\(i + j)}" { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(mount.startPIDs.count == 2, "one start at the first mount, one shared by every later call")
+    }
+
     @Test("lazy start: approved tools are registered at load with no process; the first call starts it")
     func lazyStart() throws {
         let mount = try MCPMount()
@@ -353,6 +372,13 @@ struct MCPDriverTests {
         #expect(driver.heldBack.map(\.name) == ["fixture.echo"])
         #expect(driver.heldBack.first?.changes.contains("input_schema") == true)
         #expect(kernel.tool(named: "fixture.pid") != nil, "unchanged tools go on")
+        // The change is remembered: the next run holds the tool back at load, before any start.
+        let starts = mount.startPIDs.count
+        let third = try mcpKernel(store: store)
+        try third.load(manifestAt: mount.manifest)
+        #expect(third.tool(named: "fixture.echo") == nil)
+        #expect(third.driver(named: "fixture")?.heldBack.map(\.name) == ["fixture.echo"])
+        #expect(mount.startPIDs.count == starts)
 
         let report = try kernel.approveTools("fixture")
         #expect(report.approved == ["fixture.echo"])

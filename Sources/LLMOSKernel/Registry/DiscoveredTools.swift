@@ -65,6 +65,9 @@ public struct DiscoveryReport: Sendable {
 /// One driver's approved definitions, as stored.
 struct ApprovedTools {
     var tools: [String: (hash: String, definition: JSONValue)] = [:]
+    /// Definitions seen that differ from the approved ones, waiting for the operator: kept
+    /// so that a later run holds the tool back at load, before its server even starts.
+    var pending: [String: (hash: String, definition: JSONValue, changes: [String])] = [:]
 
     init() {}
 
@@ -74,6 +77,10 @@ struct ApprovedTools {
             guard let hash = entry["hash"]?.stringValue, let definition = entry["definition"] else { continue }
             tools[name] = (hash, definition)
         }
+        for (name, entry) in value["pending"]?.objectValue ?? JSONObject() {
+            guard let hash = entry["hash"]?.stringValue, let definition = entry["definition"] else { continue }
+            pending[name] = (hash, definition, entry["changes"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
     }
 
     var json: String {
@@ -82,7 +89,12 @@ struct ApprovedTools {
             let entry = tools[name]!
             object[name] = ["hash": .string(entry.hash), "definition": entry.definition]
         }
-        return JSONValue.object(["version": 1, "tools": .object(object)]).serialized()
+        var waiting = JSONObject()
+        for name in pending.keys.sorted() {
+            let entry = pending[name]!
+            waiting[name] = ["hash": .string(entry.hash), "definition": entry.definition, "changes": .array(entry.changes.map(JSONValue.string))]
+        }
+        return JSONValue.object(["version": 1, "tools": .object(object), "pending": .object(waiting)]).serialized()
     }
 }
 
@@ -144,6 +156,12 @@ extension Kernel {
         }
     }
 
+    static func heldBack(_ qualified: String, driver: String, changes: [String], definition: JSONValue, hash: String) -> HeldBackTool {
+        HeldBackTool(name: qualified, changes: changes,
+                     reason: "its definition changed since it was approved (\(changes.joined(separator: ", ")) differ); review it with `llmos drivers info \(driver)` and approve it with `llmos drivers approve \(driver)`",
+                     definition: definition, hash: hash)
+    }
+
     static func changedFields(_ old: JSONValue, _ new: JSONValue) -> [String] {
         let keys = Set((old.objectValue?.keys ?? []) + (new.objectValue?.keys ?? [])).sorted()
         let changed = keys.filter { key in
@@ -198,16 +216,24 @@ extension Kernel {
             if let approved = record.tools[tool.name], approved.hash != tool.hash {
                 if approveAll {
                     record.tools[tool.name] = (tool.hash, tool.definition)
+                    record.pending[tool.name] = nil
                     changedRecord = true
                     report.approved.append(qualified)
                 } else {
                     let changes = Self.changedFields(approved.definition, tool.definition)
-                    held.append(HeldBackTool(name: qualified, changes: changes,
-                                             reason: "its definition changed since it was approved (\(changes.joined(separator: ", ")) differ); review it with `llmos drivers info \(driver.name)` and approve it with `llmos drivers approve \(driver.name)`",
-                                             definition: tool.definition, hash: tool.hash))
+                    held.append(Self.heldBack(qualified, driver: driver.name, changes: changes, definition: tool.definition, hash: tool.hash))
+                    if record.pending[tool.name]?.hash != tool.hash {
+                        record.pending[tool.name] = (tool.hash, tool.definition, changes)
+                        changedRecord = true
+                    }
                     continue
                 }
-            } else if record.tools[tool.name] == nil {
+            } else if record.pending[tool.name] != nil {
+                // Back to the approved definition: nothing waits any more.
+                record.pending[tool.name] = nil
+                changedRecord = true
+            }
+            if record.tools[tool.name] == nil {
                 record.tools[tool.name] = (tool.hash, tool.definition)
                 changedRecord = true
                 if stored != nil { report.added.append(qualified) }
@@ -250,9 +276,15 @@ extension Kernel {
     func discoverToolsAtLoad(_ driver: LoadedDriver) throws(LLMOSError) {
         try discoveryLock.withLock { () throws(LLMOSError) in
             if let record = try approvedTools(of: driver.name), !record.tools.isEmpty {
-                let definitions = record.tools.keys.sorted().map { record.tools[$0]!.definition }
+                // The approved definitions, except those already seen changed (held back
+                // from the start, before the server runs).
+                let definitions = record.tools.keys.sorted().filter { record.pending[$0] == nil }.map { record.tools[$0]!.definition }
                 let result = try reconcile(driver, definitions, approveAll: false)
-                apply(driver, entries: result.entries, heldBack: result.heldBack)
+                let held = record.pending.keys.sorted().map { name in
+                    let entry = record.pending[name]!
+                    return Self.heldBack("\(driver.name).\(name)", driver: driver.name, changes: entry.changes, definition: entry.definition, hash: entry.hash)
+                }
+                apply(driver, entries: result.entries, heldBack: result.heldBack + held)
                 return
             }
             let definitions = try askForTools(driver)
