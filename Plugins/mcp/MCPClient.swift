@@ -48,6 +48,9 @@ final class MCPClient: @unchecked Sendable {
     private var lastStartFailure: String?
     private var serverName = "mcp"
     private var closed = false
+    /// Calls in a row that ran out of time with no answer (a hung server, at `unansweredLimit`).
+    private var unansweredInARow = 0
+    static let unansweredLimit = 3
 
     init(settings: MCPSettings, log: @escaping @Sendable (LogLevel, String) -> Void) {
         self.settings = settings
@@ -86,8 +89,25 @@ final class MCPClient: @unchecked Sendable {
         }
         let arguments: JSONValue
         do { arguments = try JSON.parse(input) } catch { throw DriverError.invalidArgument("the input is not JSON: \(error)") }
-        let message = try request(server, "tools/call", ["name": .string(tool.mcpName), "arguments": arguments], call,
+        let message: JSONValue
+        do {
+            message = try request(server, "tools/call", ["name": .string(tool.mcpName), "arguments": arguments], call,
                                   onTimeout: "tools/call \(tool.mcpName)")
+            lock.withLock { unansweredInARow = 0 }
+        } catch let error as DriverError where error.code == .cancelled || error.code == .timeout {
+            // A server that lets several calls in a row run out of time is taken as hung:
+            // it is stopped, and the next call starts a new one.
+            let hung = lock.withLock { () -> Bool in
+                unansweredInARow += 1
+                return unansweredInARow >= Self.unansweredLimit
+            }
+            if hung && server.isAlive {
+                log(.warn, "the MCP server \(serverName) (\(server.label)) left \(Self.unansweredLimit) calls in a row unanswered by their deadlines; stopping it (the next call starts it again)")
+                lock.withLock { unansweredInARow = 0 }
+                server.stop(reason: "stopped as hung (\(Self.unansweredLimit) calls in a row unanswered by their deadlines)")
+            }
+            throw error
+        }
         // A list_changed that arrived meanwhile: the registry follows before this call returns.
         if lock.withLock({ stale }) { try? refreshTools(server, call) }
         return try output(of: message, tool: tool)

@@ -332,6 +332,21 @@ struct MCPDriverTests {
         #expect(mount.startPIDs.count == 1)
     }
 
+    @Test("a server that leaves 3 calls in a row unanswered is taken as hung and replaced")
+    func hungServer() throws {
+        let mount = try MCPMount()
+        let kernel = try mcpKernel()
+        try kernel.load(manifestAt: mount.manifest)
+        let before = try kernel.call("fixture.pid", input: "{}").output
+        for _ in 0..<3 {
+            let slow = expectError { try kernel.call("fixture.sleep", input: #"{"seconds": 30}"#, options: CallOptions(timeoutMs: 300)) }
+            #expect(slow.code == .timeout)
+        }
+        let after = try kernel.call("fixture.pid", input: "{}").output
+        #expect(after != before)
+        #expect(mount.startPIDs.count == 2)
+    }
+
     @Test("notifications/tools/list_changed: the registry follows the server")
     func listChanged() throws {
         let mount = try MCPMount()
