@@ -171,7 +171,7 @@ final class MCPClient: @unchecked Sendable {
         var environment: [String: String] = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
         let host = ProcessInfo.processInfo.environment
         for name in ["HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"] { if let v = host[name] { environment[name] = v } }
-        for (k, v) in settings.env { environment[k] = v }
+        for (k, v) in settings.env { environment[k] = try resolveEnv(k, v, call) }
         let generation = lock.withLock { () -> Int in starts += 1; return starts }
         let name = serverName
         let log = self.log
@@ -188,6 +188,22 @@ final class MCPClient: @unchecked Sendable {
             throw error
         }
         return server
+    }
+
+    /// `${env:NAME}` in a settings.env value is the host's NAME, read through the kernel's
+    /// env.get (an `env` decision, audited); anything else is taken literally.
+    private func resolveEnv(_ key: String, _ value: String, _ call: CallContext) throws -> String {
+        guard value.hasPrefix("${env:"), value.hasSuffix("}") else { return value }
+        let name = String(value.dropFirst(6).dropLast())
+        struct Answer: Decodable { var value: String? }
+        let answer: Answer
+        do { answer = try call.syscall("env.get", ["name": name]) } catch {
+            throw DriverError(error.code, "settings.env.\(key): \(error.message)")
+        }
+        guard let found = answer.value else {
+            throw DriverError.notFound("settings.env.\(key): the host has no environment variable \(name) to pass to the MCP server \(serverName)")
+        }
+        return found
     }
 
     private func notification(_ method: String, _ params: JSONValue) {

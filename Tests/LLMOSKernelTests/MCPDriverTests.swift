@@ -424,6 +424,28 @@ struct MCPDriverTests {
         #expect(try kernel.call("fixture.add", input: #"{"a": 1, "b": 1}"#).output == #"{"result":2}"#)
     }
 
+    @Test("the server's environment: none of the host's but a few, literal settings.env values, ${env:NAME} through env.get")
+    func environment() throws {
+        setenv("LLMOS_MCP_TEST_SECRET", "s3cret", 1)
+        setenv("LLMOS_MCP_TEST_OTHER", "leak", 1)
+        let mount = try MCPMount()
+        var text = try String(contentsOfFile: mount.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "capabilities:\n", with: "capabilities:\n  env: LLMOS_MCP_TEST_SECRET\n")
+        text += "\n  env: {FIXTURE_SECRET: \"${env:LLMOS_MCP_TEST_SECRET}\", FIXTURE_PLAIN: plain}\n"
+        try text.write(toFile: mount.manifest, atomically: true, encoding: .utf8)
+        let kernel = try mcpKernel(extra: [try PolicyParser.rule(fromFlag: "env=LLMOS_MCP_TEST_SECRET", action: .allow)])
+        try kernel.load(manifestAt: mount.manifest)
+        #expect(try kernel.call("fixture.getenv", input: #"{"name": "FIXTURE_SECRET"}"#).output == #"{"result":"s3cret"}"#)
+        #expect(try kernel.call("fixture.getenv", input: #"{"name": "FIXTURE_PLAIN"}"#).output == #"{"result":"plain"}"#)
+        #expect(try kernel.call("fixture.getenv", input: #"{"name": "LLMOS_MCP_TEST_OTHER"}"#).output == #"{"result":""}"#)
+        // Without the env grant the server does not start, and the error says which setting.
+        let store = InMemoryKeyValueStore()
+        let denied = try mcpKernel(store: store)
+        let error = expectError { try denied.load(manifestAt: mount.manifest) }
+        #expect(error.code == .permissionDenied)
+        #expect(error.message.contains("settings.env.FIXTURE_SECRET"))
+    }
+
     @Test("bad settings and a missing program are refused with the field or the program named")
     func badSettings() throws {
         let mount = try MCPMount()

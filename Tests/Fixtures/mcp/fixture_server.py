@@ -9,7 +9,7 @@ tests: its tool list can change between runs and during one, and it misbehaves o
 --garbage      write a line that is not JSON on stdout before serving (a broken server)
 --starts FILE  append this process's pid to FILE at start (the tests count starts)
 
-Tools: echo, add, pid, sleep (seconds), crash (exits at once, after a line on stderr),
+Tools: echo, add, getenv, pid, sleep (seconds), crash (exits at once, after a line on stderr),
 corrupt (writes a non-JSON line on stdout), add_tool (registers a tool `extra_NAME` and
 sends notifications/tools/list_changed).
 """
@@ -61,6 +61,12 @@ if not state.get("hide_add"):
     def add(a: int, b: int) -> int:
         """Add two integers."""
         return a + b
+
+
+@server.tool()
+def getenv(name: str) -> str:
+    """An environment variable of the server's ("" when unset)."""
+    return os.environ.get(name, "")
 
 
 @server.tool()
