@@ -194,10 +194,10 @@ final class ServerProcess: @unchecked Sendable {
         thread.start()
     }
 
-    /// Lets the stderr reader collect a dying server's last words (at most half a second:
+    /// Lets the stderr reader collect a dying server's last words (at most two seconds:
     /// a grandchild may keep the pipe open).
     private func waitForStderr() {
-        if stderrClosed.wait(timeout: .now() + .milliseconds(500)) == .success { stderrClosed.signal() }
+        if stderrClosed.wait(timeout: .now() + .seconds(2)) == .success { stderrClosed.signal() }
     }
 
     private func keepStderr(_ line: String) {

@@ -48,7 +48,7 @@ struct MCPMount {
     var starts: String { directory + "/starts.txt" }
     let python: String
 
-    init(name: String = "fixture", protocolRevision: String = "2025-11-25", timeoutMs: Int = 5000,
+    init(name: String = "fixture", protocolRevision: String = "2025-11-25", timeoutMs: Int = 60_000,
          extraArgs: [String] = [], command: String? = nil, args: [String]? = nil) throws {
         python = try MCPVenv.python.get()
         directory = Paths.temporaryDirectory("mcp")
