@@ -36,17 +36,18 @@ build: deps
 run: build models
 	.build/debug/llmos run
 
-test: deps models
+test: deps models $(MCP_VENV)/.installed
 	@echo "==> swift test (builds first; the tests load the drivers the build produced)"
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
 MCP_VENV := .build/mcp-venv
 
-# The MCP stdio reference (the official Python SDK, pinned) for the isolation
-# benchmark, in a virtual environment of its own.
+# The official MCP Python SDK and the reference time server (pinned), in a virtual
+# environment of its own: the isolation and MCP benchmarks, `llmos serve --mcp`'s tests,
+# and the mcp driver's tests, which mount real MCP servers from PyPI.
 $(MCP_VENV)/.installed: Benchmarks/mcp-reference/requirements.txt
-	@echo "==> python venv with the MCP SDK for the reference benchmark ($(MCP_VENV))"
+	@echo "==> python venv with the MCP SDK and mcp-server-time ($(MCP_VENV))"
 	python3 -m venv $(MCP_VENV)
 	$(MCP_VENV)/bin/pip install --progress-bar on -q -r Benchmarks/mcp-reference/requirements.txt
 	@touch $@

@@ -126,7 +126,9 @@ let package = Package(
         .target(name: "CompactMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-compact", exclude: ["README.md"]),
         .target(name: "PagedMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-paged", exclude: ["README.md"]),
         // MCP servers as drivers (issue 9): their tools through the capability layer like any driver's.
-        .target(name: "MCPDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/mcp", exclude: ["README.md"]),
+        // CMCPSpawn: fork/exec of the server with pipes and PR_SET_PDEATHSIG.
+        .target(name: "CMCPSpawn", path: "Plugins/mcp/CSpawn"),
+        .target(name: "MCPDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "CMCPSpawn"], path: "Plugins/mcp", exclude: ["README.md", "CSpawn"]),
         // Ingest (issue 7): files to chunks (structure-following, with overlap) for `llmos ingest`.
         .target(name: "LLMOSIngest", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest"]),
         // Benchmarks (make bench).

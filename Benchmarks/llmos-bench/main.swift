@@ -106,6 +106,13 @@ if arguments.contains("--storage") {
     if let target = markdownTarget { storage.write(into: target) }
     exit(0)
 }
+// `llmos-bench --mcp-client`: only a mounted MCP server against the SDK's own client (MCPClient.swift).
+if arguments.contains("--mcp-client") {
+    let mcp = MCPClientBenchmark.run(buildDir: buildDir, repo: repo)
+    print(mcp.markdown)
+    if let target = markdownTarget { mcp.write(into: target) }
+    exit(0)
+}
 // The zero-code (libffi) comparison (FFI.swift); `--ffi` runs only it.
 FFIBenchmark.hook(arguments: arguments, buildDir: buildDir, repo: repo, markdownTarget: markdownTarget)
 
@@ -295,6 +302,7 @@ let isolation = IsolationBenchmark.run(buildDir: buildDir, repo: repo)
 let agentBench = AgentBenchmark.run(buildDir: buildDir, repo: repo)
 let memoryBench = MemoryBenchmark.run(buildDir: buildDir, repo: repo)
 let storageBench = StorageBenchmark.run(buildDir: buildDir, repo: repo, scales: storageScales, megabytes: storageMB, drivers: storageDrivers)
+let mcpClientBench = MCPClientBenchmark.run(buildDir: buildDir, repo: repo)
 
 // MARK: Report
 
@@ -334,5 +342,6 @@ if let target = markdownTarget {
     agentBench.write(into: target)
     memoryBench.write(into: target)
     storageBench.write(into: target)
+    mcpClientBench.write(into: target)
     print("wrote \(target)")
 }

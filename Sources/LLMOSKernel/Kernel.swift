@@ -66,11 +66,13 @@ public final class Kernel: @unchecked Sendable {
     /// when two threads make their first system call at once.
     var syscalls: SyscallTable { SyscallTable(kernel: self) }
 
-    private let registryLock = ReadWriteLock()
-    private var drivers: [String: LoadedDriver] = [:]
-    private var toolTable: [String: ToolEntry] = [:]
+    let registryLock = ReadWriteLock()
+    var drivers: [String: LoadedDriver] = [:]
+    var toolTable: [String: ToolEntry] = [:]
     /// Serialises loads and unloads (never held during a call).
     private let mutationLock = PThreadMutex()
+    /// Serialises changes to the tools of `tools: discovered` drivers (Registry/DiscoveredTools.swift).
+    let discoveryLock = PThreadMutex()
 
     public init(configuration: KernelConfiguration = KernelConfiguration()) {
         self.configuration = configuration
@@ -96,6 +98,13 @@ public final class Kernel: @unchecked Sendable {
                 throw LLMOSError(.conflict, "\(manifest.file): name: a driver named \"\(manifest.name)\" is already loaded from \(existing.manifest.file); driver names must be unique")
             }
             let driver = try DriverLoader(kernel: self).load(manifest)
+            if manifest.discoversTools {
+                // Its tools: the approved ones, or (the first time) what the driver finds now.
+                do throws(LLMOSError) { try discoverToolsAtLoad(driver) } catch {
+                    driver.drainAndUnload()
+                    throw error
+                }
+            }
             registryLock.write {
                 drivers[driver.name] = driver
                 for tool in driver.tools { toolTable[tool.qualifiedName] = tool }
@@ -194,6 +203,9 @@ public final class Kernel: @unchecked Sendable {
 
     /// "no tool calc.addd — did you mean calc.add?": the same words the agent loop shows models.
     public func unknownToolError(_ name: String) -> LLMOSError {
+        if let held = heldBackTool(name) {
+            return LLMOSError(.permissionDenied, "\(name) is held back: \(held.reason)")
+        }
         let names = registryLock.read { Array(toolTable.keys) }
         var message = "no tool \(name)"
         let suggestion = NearestNames.suggestion(for: name, in: names)
@@ -215,7 +227,7 @@ public final class Kernel: @unchecked Sendable {
     /// Calls a tool by its full name with JSON input: lookup, input validation,
     /// the call gate, dispatch under the driver's threading rule, output checks.
     public func call(_ name: String, input: String, options: CallOptions = CallOptions()) throws(LLMOSError) -> CallResult {
-        guard let tool = lookup(name) else { throw unknownToolError(name) }
+        guard let tool = lookup(name) ?? reconsiderHeldBack(name) else { throw unknownToolError(name) }
         return try invoke(tool, input: input, options: options, parent: nil)
     }
 
@@ -296,7 +308,7 @@ public final class Kernel: @unchecked Sendable {
     }
 
     /// Runs the driver under its threading rule and deadline (the input is validated).
-    private func dispatch(_ tool: ToolEntry, _ input: UnsafeRawBufferPointer, _ options: CallOptions,
+    func dispatch(_ tool: ToolEntry, _ input: UnsafeRawBufferPointer, _ options: CallOptions,
                           _ parent: CallRef?, start: UInt64) throws(LLMOSError) -> CallResult {
         let name = tool.qualifiedName
         let driver = tool.driver

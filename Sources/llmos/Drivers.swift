@@ -7,7 +7,7 @@ struct Drivers: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, inspect, check, install and remove drivers.",
         discussion: "A driver is a shared library plus a manifest (YAML or JSON) that says what it offers and what it may touch.",
-        subcommands: [List.self, Info.self, Check.self, Install.self, Remove.self],
+        subcommands: [List.self, Info.self, Check.self, Install.self, Remove.self, Approve.self],
         defaultSubcommand: List.self
     )
 
@@ -83,7 +83,46 @@ struct Drivers: ParsableCommand {
                     guard let tool = kernel.tool(named: toolName) else { continue }
                     print("  \(tool.name)(\(ToolsCommand.parameterSummary(tool.inputSchema)))\n      \(tool.description)")
                 }
+                if info.discoversTools {
+                    print("  (tools discovered at run time: \(info.heldBack.isEmpty ? "all approved" : "\(info.heldBack.count) held back"))")
+                }
+                for held in info.heldBack {
+                    print("  HELD BACK \(held.name): \(held.changes.joined(separator: ", ")) changed since it was approved; now:")
+                    print("      \(held.definition["description"]?.stringValue ?? "")")
+                    print("      input_schema: \(held.definition["input_schema"]?.serialized() ?? "{}")")
+                }
+                if !info.heldBack.isEmpty { print("  approve with: llmos drivers approve \(info.name)") }
                 for warning in info.warnings { print("warning: \(warning)") }
+            }
+        }
+    }
+
+    struct Approve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve an MCP server's tools as they are now (after a change held them back).",
+            discussion: "A driver whose tools are discovered at run time (an MCP server) has each tool's definition pinned by hash. A tool whose definition changed since it was approved is held back until this command approves it: it starts the server if needed, lists its tools, and records every valid definition as approved. `llmos drivers info NAME` shows what changed first.")
+        @OptionGroup var host: HostOptions
+        @Argument(help: "The driver's name (the MCP server's manifest name), e.g. time.") var name: String
+        @Flag(help: "Print JSON for programs.") var json = false
+
+        func run() throws {
+            try reportingErrors {
+                let (kernel, report) = try host.makeKernel(reportFailures: false)
+                guard kernel.driver(named: name) != nil else {
+                    let failure = report.failed.first { $0.manifestFile.hasSuffix("/\(name).yaml") || $0.manifestFile.hasSuffix("/\(name).json") }
+                    throw CommandFailure(message: "no driver named \(name) is loaded" + (failure.map { ": \($0.error.message)" } ?? "; `llmos drivers list` shows what is there and what failed"))
+                }
+                let result = try kernel.approveTools(name)
+                if json {
+                    Terminal.printJSON(result.json)
+                    return
+                }
+                for tool in result.approved { print("approved \(tool) (its definition had changed)") }
+                for tool in result.added { print("approved \(tool) (new)") }
+                for tool in result.removed { print("gone: \(tool) (the server no longer lists it)") }
+                for rejected in result.rejected { print("refused: \(rejected.name): \(rejected.error)") }
+                let unchanged = result.offered.count - result.approved.count - result.added.count
+                print("\(name): \(result.offered.count) tools approved (\(max(0, unchanged)) unchanged)")
             }
         }
     }

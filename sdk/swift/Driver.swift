@@ -162,6 +162,23 @@ public struct OperationRouter<Driver: LLMOSDriver> {
         }
     }
 
+    /// Handle every operation not added by name: for a driver whose manifest says
+    /// `tools: discovered` (its tools are learnt at run time, e.g. from an MCP server),
+    /// the handler gets the operation name (the tool name without the driver prefix),
+    /// the input JSON text, and returns the output JSON text. The kernel only calls
+    /// tools it registered, so an unknown name here means a tool that went away.
+    public mutating func addFallback(
+        _ handler: @escaping (Driver, String, String, CallContext) throws -> String
+    ) {
+        fallback = { driver, bytes, call in
+            let input = String(decoding: bytes, as: UTF8.self)
+            return Array(try handler(driver, call.operation, input, call).utf8)
+        }
+    }
+
+    /// The handler of `addFallback`, if any.
+    private(set) var fallback: Handler?
+
     /// `addRaw` for a closure that needs no instance state.
     public mutating func addRaw(
         _ name: String,

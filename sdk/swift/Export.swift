@@ -144,9 +144,11 @@ private func permanentCString(_ string: String) -> UnsafePointer<CChar> {
 /// threads at once is safe is what the manifest's `threading` declares.
 private final class OperationTable<Driver: LLMOSDriver>: @unchecked Sendable {
     let handlers: [String: OperationRouter<Driver>.Handler]
+    let fallback: OperationRouter<Driver>.Handler?
     let driverName: String
     init(router: OperationRouter<Driver>, driverName: String) {
         self.handlers = router.handlers
+        self.fallback = router.fallback
         self.driverName = driverName
     }
 }
@@ -172,7 +174,7 @@ private final class Instance<Driver: LLMOSDriver>: AnyInstance {
 
     override func call(ctx: OpaquePointer, op: UnsafePointer<CChar>, input: UnsafeRawBufferPointer) -> llmos_status {
         let operation = String(cString: op)
-        guard let handler = table.handlers[operation] else {
+        guard let handler = table.handlers[operation] ?? table.fallback else {
             return fail(ctx, .unsupported("no operation \(operation) in driver \(table.driverName)"))
         }
         let call = CallContext(ctx: ctx, host: host, operation: operation)

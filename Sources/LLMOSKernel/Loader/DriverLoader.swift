@@ -128,15 +128,29 @@ struct DriverLoader {
             throw LLMOSError(.abi, "\(file): the driver's description has no name")
         }
         let reportedName = String(cString: namePointer)
-        guard reportedName == manifest.name else {
-            throw LLMOSError(.loadFailed, "\(file): name: the manifest says \"\(manifest.name)\" but the library calls itself \"\(reportedName)\"; they must match")
-        }
+        try checkName(manifest, reported: reportedName)
         driver.reportedVersion = table.version.map { String(cString: $0) } ?? ""
         if table.call == nil {
             throw LLMOSError(.abi, "\(file): the driver's description has no call function")
         }
         if !driver.reportedVersion.isEmpty && driver.reportedVersion != manifest.version {
             driver.loadWarnings.append(ManifestDiagnostic(file: file, field: "version", line: nil, message: "the manifest says \(manifest.version), the library says \(driver.reportedVersion)"))
+        }
+    }
+
+    /// The library's own name must be the manifest's, or the `library.name` a manifest
+    /// mounting a shared library under another name gives.
+    func checkName(_ manifest: DriverManifest, reported: String) throws(LLMOSError) {
+        let file = manifest.file
+        if let expected = manifest.library.driverName {
+            guard reported == expected else {
+                throw LLMOSError(.loadFailed, "\(file): library.name: the manifest says the library is \"\(expected)\" but it calls itself \"\(reported)\"; they must match")
+            }
+            return
+        }
+        guard reported == manifest.name else {
+            let hint = " (a library mounted under another name says so with library.name: \(reported))"
+            throw LLMOSError(.loadFailed, "\(file): name: the manifest says \"\(manifest.name)\" but the library calls itself \"\(reported)\"; they must match" + hint)
         }
     }
 
@@ -165,7 +179,9 @@ struct DriverLoader {
     /// The driver's configuration: what the operator gave, with the schema's
     /// defaults filled in, checked against the manifest's `config` schema.
     private func configuration(for manifest: DriverManifest) throws(LLMOSError) -> JSONValue {
-        var config = kernel.configuration.driverConfig[manifest.name]?.objectValue ?? JSONObject()
+        // The manifest's settings, then the operator's values over them, key by key.
+        var config = manifest.settings
+        for (key, value) in kernel.configuration.driverConfig[manifest.name]?.objectValue ?? JSONObject() { config[key] = value }
         guard let schemaValue = manifest.configSchema else { return .object(config) }
         for (key, property) in schemaValue["properties"]?.objectValue ?? JSONObject() where config[key] == nil {
             if let fallback = property["default"] { config[key] = fallback }
@@ -236,9 +252,7 @@ extension DriverLoader {
             if Int(description.abiMinor) < manifest.abi.minor {
                 throw LLMOSError(.abi, "\(file): abi.minor: the manifest requires ABI 1.\(manifest.abi.minor), but the library was built against 1.\(description.abiMinor); rebuild it or lower abi.minor")
             }
-            guard description.name == manifest.name else {
-                throw LLMOSError(.loadFailed, "\(file): name: the manifest says \"\(manifest.name)\" but the library calls itself \"\(description.name)\"; they must match")
-            }
+            try checkName(manifest, reported: description.name)
             if !description.version.isEmpty && description.version != manifest.version {
                 driver.loadWarnings.append(ManifestDiagnostic(file: file, field: "version", line: nil, message: "the manifest says \(manifest.version), the library says \(description.version)"))
             }

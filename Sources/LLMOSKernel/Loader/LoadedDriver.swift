@@ -72,6 +72,9 @@ public final class LoadedDriver: @unchecked Sendable {
     var table = llmos_driver()
     var instance: UnsafeMutableRawPointer?
     var tools: [ToolEntry] = []
+    /// For a `tools: discovered` driver: tools whose definition changed since the operator
+    /// approved it, kept out of the registry until approved (guarded by the registry lock).
+    var heldBack: [HeldBackTool] = []
     /// Held around every call of a `serialized` driver, and of every isolated one
     /// (its helper runs one call at a time).
     let serialLock: PThreadMutex?

@@ -20,6 +20,14 @@ public struct DriverManifest: Sendable {
     public var configSchema: JSONValue?
     /// The tools (class `tool`) or operations (other classes) the driver offers.
     public var operations: [OperationSpec]
+    /// `tools: discovered`: the driver learns its tools at run time (an MCP server's
+    /// tools/list) and reports them to the kernel, which pins each definition by hash
+    /// and holds back any that changes until the operator approves it
+    /// (Registry/DiscoveredTools.swift). `operations` is then empty.
+    public var discoversTools: Bool = false
+    /// `settings`: values the manifest's author gives the driver's configuration object
+    /// (the operator's `--config` overrides them key by key; `config` defaults fill the rest).
+    public var settings: JSONObject = JSONObject()
     /// Problems that do not stop a load (unknown top-level keys, for instance).
     public var warnings: [ManifestDiagnostic]
 
@@ -41,6 +49,9 @@ public struct LibrarySpec: Sendable, Equatable {
     /// next to the manifest and then in the kernel's library directories.
     public var path: String
     public var entry: String
+    /// The name the library calls itself when it differs from the manifest's `name`: one
+    /// library mounted several times under different names (the mcp driver, once per server).
+    public var driverName: String? = nil
     /// Lowercase hex SHA-256 of the library file, checked before dlopen when given.
     public var sha256: String?
 }

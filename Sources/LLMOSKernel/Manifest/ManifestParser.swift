@@ -13,7 +13,7 @@ public enum ManifestParser {
 
     static let topLevelKeys: Set<String> = [
         "manifest_version", "name", "version", "class", "description", "abi", "library", "isolation",
-        "threading", "capabilities", "limits", "config", "tools", "operations", "$schema",
+        "threading", "capabilities", "limits", "config", "settings", "tools", "operations", "$schema",
     ]
 
     public static func parse(file path: String) throws(LLMOSError) -> DriverManifest {
@@ -301,14 +301,36 @@ extension ManifestParser {
             let capabilities = capabilityRequests(fields["capabilities"])
             let limits = limitsSpec(fields["limits"])
             let config = schema(fields["config"], "config", parent: root, required: false)
-            let operations = operationSpecs(fields, deviceClass, root)
+            var settings = JSONObject()
+            if let node = fields["settings"], !isNull(node) {
+                switch json(node, "settings") {
+                case .object(let object)?: settings = object
+                case nil: break
+                case let other?: error("settings", node, "expected a mapping of configuration values, got \(other.typeName)")
+                }
+            }
+            // `tools: discovered`: the driver reports its tools at run time (an MCP server's).
+            var discovers = false
+            if let node = fields["tools"], case .scalar(let s) = node, tagName(s) == .str {
+                if s.string == "discovered" && deviceClass == .tool {
+                    discovers = true
+                } else {
+                    error("tools", node, deviceClass == .tool
+                        ? "expected a list of tools, or `discovered` for a driver that reports its tools at run time; got \"\(s.string)\""
+                        : "a driver of class \(deviceClass) lists its entries under operations, not tools")
+                }
+            }
+            let operations = discovers ? [] : operationSpecs(fields, deviceClass, root)
             checkFFIDriver(fields, operations, deviceClass: deviceClass, isolation: isolation)
 
-            return DriverManifest(
+            var manifest = DriverManifest(
                 file: file, manifestVersion: manifestVersion, name: name, version: version,
                 deviceClass: deviceClass, description: description, abi: abi, library: library,
                 isolation: isolation, threading: threading, capabilities: capabilities, limits: limits,
                 configSchema: config, operations: operations, warnings: [])
+            manifest.discoversTools = discovers
+            manifest.settings = settings
+            return manifest
         }
 
         static func isValidName(_ name: String) -> Bool {
@@ -363,6 +385,11 @@ extension ManifestParser {
                         }
                         spec.entry = e
                     }
+                case "name":
+                    if let n = string(value, "library.name") {
+                        if !Self.isValidName(n) { error("library.name", value, "\"\(n)\" is not a valid driver name: use lowercase letters, digits and _ (starting with a letter, at most 64 characters)") }
+                        spec.driverName = n
+                    }
                 case "sha256":
                     if let digest = string(value, "library.sha256") {
                         let lower = digest.lowercased()
@@ -372,7 +399,7 @@ extension ManifestParser {
                         spec.sha256 = lower
                     }
                 default:
-                    error("library.\(key)", value, "unknown key; library takes path, entry and sha256")
+                    error("library.\(key)", value, "unknown key; library takes path, entry, name and sha256")
                 }
             }
             if !sawPath { error("library.path", node, "missing; expected the shared library's path, e.g. libNAME.so") }

@@ -15,6 +15,10 @@ public struct DriverInfo: Sendable {
     public var abiMinor: UInt32
     public var health: DriverHealth
     public var warnings: [ManifestDiagnostic]
+    /// `tools: discovered`: the driver reports its tools at run time.
+    public var discoversTools: Bool
+    /// Discovered tools whose definition changed since it was approved (`llmos drivers approve`).
+    public var heldBack: [HeldBackTool]
 
     init(_ driver: LoadedDriver) {
         let m = driver.manifest
@@ -31,6 +35,8 @@ public struct DriverInfo: Sendable {
         abiMinor = driver.reportedABIMinor
         health = driver.health
         warnings = m.warnings + driver.loadWarnings
+        discoversTools = m.discoversTools
+        heldBack = driver.heldBack
     }
 }
 

@@ -51,6 +51,8 @@ extension DriverInfo {
             "isolation": .string(isolation.rawValue), "threading": .string(threading.rawValue),
             "capabilities": capabilities.json, "manifest": .string(manifestFile), "library": .string(libraryPath),
             "abi": .string("1.\(abiMinor)"), "health": health.json, "warnings": .array(warnings.map(\.json)),
+            "discovers_tools": .bool(discoversTools),
+            "held_back": .array(heldBack.map { ["name": .string($0.name), "changes": .array($0.changes.map(JSONValue.string)), "reason": .string($0.reason), "definition": $0.definition] }),
         ]
     }
 }

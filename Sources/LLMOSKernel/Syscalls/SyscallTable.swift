@@ -75,6 +75,8 @@ struct SyscallTable {
             }
             return encode(try mail.sendMail(r, authorize: t.authorizer(c)))
         },
+        // A `tools: discovered` driver's current tools (Registry/DiscoveredTools.swift).
+        "tools.publish": { t, c, r throws(LLMOSError) in encode(try t.kernel.publishTools(c.pointee.tool.driver, r).json) },
         // Before a driver starts a program: the canonical path, checked as exec (Isolation/ExecService.swift).
         "exec.authorize": { t, c, r throws(LLMOSError) in
             encode(try ExecService.authorize(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName))
