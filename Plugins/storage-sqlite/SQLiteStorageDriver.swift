@@ -63,7 +63,7 @@ struct StoreConfiguration {
     /// "auto" (the IVF index from `indexThreshold` vectors), "exact" or "ivf" (always).
     var vectorIndex = "auto"
     var indexThreshold = 20_000
-    /// Lists an indexed search scans (0: an eighth of them, at least 8).
+    /// Lists an indexed search scans (0: a sixteenth of them, at least 16).
     var nprobe = 0
 
     init(_ config: JSONValue) throws(DriverError) {

@@ -76,9 +76,11 @@ private var realModelIsSetUp: Bool { FileManager.default.fileExists(atPath: Mode
         let cache = NSTemporaryDirectory() + "llmos-cache-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: cache + "/bin", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: cache + "/m.gguf", contents: Data("GGUF".utf8))
+        FileManager.default.createFile(atPath: cache + "/e.gguf", contents: Data("GGUF".utf8))
         FileManager.default.createFile(atPath: cache + "/bin/llama-server", contents: Data("#!/bin/sh\n".utf8),
                                        attributes: [.posixPermissions: 0o755])
         let marker: JSONValue = ["setup_version": 1, "model": .string(cache + "/m.gguf"), "server": .string(cache + "/bin/llama-server"),
+                                 "embed_model": .string(cache + "/e.gguf"),
                                  "model_bytes": 4, "server_bytes": 10, "setup_seconds": 468.1, "set_up_at": "2026-12-01T21:31:13+0000"]
         try marker.serialized().write(toFile: cache + "/setup.json", atomically: true, encoding: .utf8)
         let r = try run(["models", "setup"], environment: ["LLMOS_CACHE_DIR": cache])
