@@ -213,8 +213,7 @@ struct AuthMiddleware: RouterMiddleware {
                 .unauthorized,
                 said ? "Incorrect API key provided. The key is the one llmos serve --http was started with (--api-key or LLMOS_API_KEY)."
                      : "No API key provided: send Authorization: Bearer KEY (the key llmos serve --http was started with: --api-key or LLMOS_API_KEY).",
-                type: "invalid_request_error", code: "invalid_api_key",
-                headers: [.wwwAuthenticate: "Bearer realm=\"llmos\""])
+                type: "invalid_request_error", code: "invalid_api_key")
         }
         // DNS rebinding: a browser page from elsewhere may not drive this server.
         if let origin = request.headers[.origin], !OriginCheck.allowed(origin, serverHost: server.options.host) {
