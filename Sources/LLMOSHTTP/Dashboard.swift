@@ -27,7 +27,8 @@ enum Dashboard {
   h2 { font-size: 13px; margin: 0 0 8px; text-transform: uppercase; letter-spacing: .06em; color: var(--dim); }
   table { width: 100%; border-collapse: collapse; }
   th, td { text-align: left; padding: 3px 8px 3px 0; border-bottom: 1px solid var(--line); vertical-align: top; white-space: nowrap; }
-  td.wrap { white-space: normal; word-break: break-word; }
+  td.wrap { white-space: normal; word-break: break-word; min-width: 160px; }
+  h2 .dim { text-transform: none; letter-spacing: 0; }
   th { color: var(--dim); font-weight: normal; }
   .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); }
   .meter { position: relative; width: 180px; height: 14px; background: #0b0f13; border: 1px solid var(--line); border-radius: 3px; display: inline-block; vertical-align: middle; }
@@ -157,13 +158,14 @@ enum Dashboard {
         }), "no agent processes yet: POST /v1/chat/completions starts one", 9);
         fill("drivers", drivers.map(function (d) {
           var h = d.health.status;
-          var tr = row([d.name, d.class, d.version, d.isolation, el("span", h, h === "ok" ? "ok" : "bad"), d.health.calls, d.health.failures]);
+          var tr = row([d.name, d.class, d.version, d.isolation, el("span", h, /^ok/.test(h) ? "ok" : "bad"), d.health.calls, d.health.failures]);
           tr.dataset.driver = d.name;
           return tr;
         }), "no drivers loaded", 7);
         fill("grants", grants.map(function (g) {
           var scope = (g.driver ? "driver:" + g.driver + " " : "") + (g.tool ? "tool:" + g.tool : "");
           var tr = row([el("span", g.action, g.action === "deny" ? "bad" : g.action === "allow" ? "ok" : "warn"), g.capability, g.pattern, scope || "any", g.source]);
+          tr.children[2].className = "wrap";
           tr.children[4].className = "wrap";
           return tr;
         }), "no rules", 5);
