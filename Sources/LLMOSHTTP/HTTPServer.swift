@@ -216,7 +216,7 @@ struct AuthMiddleware: RouterMiddleware {
                 type: "invalid_request_error", code: "invalid_api_key")
         }
         // DNS rebinding: a browser page from elsewhere may not drive this server.
-        if let origin = request.headers[.origin], !OriginCheck.allowed(origin, serverHost: server.options.host) {
+        if let origin = request.headers[.origin], !OriginCheck.allowed(origin, serverHost: server.options.host, authority: request.head.authority) {
             return LLMOSHTTPServer.error(.forbidden, "requests from the web origin \(origin) are refused: only pages served by this host (or loopback) may call it",
                                          type: "invalid_request_error", code: "origin_refused")
         }
@@ -225,9 +225,12 @@ struct AuthMiddleware: RouterMiddleware {
 }
 
 enum OriginCheck {
-    /// Loopback origins, and the server's own host.
-    static func allowed(_ origin: String, serverHost: String) -> Bool {
-        guard let url = URL(string: origin), let host = url.host?.lowercased() else { return origin == "null" ? false : false }
+    /// The page's own origin (the same host and port the request was sent to), loopback
+    /// origins, and the server's own host.
+    static func allowed(_ origin: String, serverHost: String, authority: String?) -> Bool {
+        guard let url = URL(string: origin), let host = url.host?.lowercased() else { return false }
+        if let authority, let port = url.port ?? (url.scheme == "https" ? 443 : 80) as Int?,
+           authority.lowercased() == "\(host):\(port)" || (authority.lowercased() == host && port == 80) { return true }
         let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         return ["localhost", "127.0.0.1", "::1"].contains(bare) || bare.hasPrefix("127.") || bare == serverHost.lowercased()
     }

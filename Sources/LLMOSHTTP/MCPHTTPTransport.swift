@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -112,7 +113,8 @@ final class MCPHTTPSessions: Sendable {
             guard table.count > Self.limit, let oldest = table.values.min(by: { $0.lastUsed < $1.lastUsed }) else { return nil }
             return table.removeValue(forKey: oldest.id)
         }
-        evicted?.close()
+        // Closing waits for its calls in flight: not on the caller's (an HTTP handler's) thread.
+        if let evicted { DispatchQueue.global().async { evicted.close() } }
         return session
     }
 
@@ -211,7 +213,7 @@ extension LLMOSHTTPServer {
         guard let session = mcpSessions.remove(sessionID) else {
             return Self.rpcError(.notFound, -32001, "no session \(sessionID)")
         }
-        session.close()
+        DispatchQueue.global().async { session.close() }
         return Response(status: .noContent)
     }
 }
