@@ -293,8 +293,8 @@ extension LLMOSHTTPServer {
 
     /// `stream: true`: server-sent events as OpenAI sends them, `data: CHUNK` for each piece
     /// of text, a last chunk with finish_reason (and usage when asked), then `data: [DONE]`.
-    /// Tool calls the agent makes are chunks with an empty delta and an `llmos` field.
-    /// A client that hangs up cancels the run.
+    /// Tool calls the agent makes are chunks with an empty delta and an `llmos` field;
+    /// `: keep-alive` comment lines come every second. A client that hangs up cancels the run.
     func streamCompletion(_ chat: ChatRequest, process: AgentProcess, options agentOptions: AgentOptions, id: String, created: Int64) -> Response {
         let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .unbounded)
         let model = chat.model.id
@@ -333,6 +333,15 @@ extension LLMOSHTTPServer {
         do { try loop.preload(earlier) } catch {
             continuation.finish()
             return Self.error(.internalServerError, "the memory driver could not take the conversation: \(error.message)", type: "server_error", code: error.code.name)
+        }
+        // A comment line every second while the run goes on: proxies keep the connection,
+        // and a client that hung up is noticed (the write fails) even while the model is
+        // silent, so its run is cancelled.
+        Task {
+            while true {
+                try? await Task.sleep(for: .seconds(1))
+                guard case .enqueued = continuation.yield(ByteBuffer(string: ": keep-alive\n\n")) else { return }
+            }
         }
         Task { [self] in
             let result = await runAgent(loop, task: task)

@@ -125,7 +125,8 @@ import Testing
         let r = try await server.request("POST", "/v1/chat/completions", body: body)
         #expect(r.status == 200, "\(r.text)")
         #expect(r.headers["content-type"]?.hasPrefix("text/event-stream") == true, "\(r.headers)")
-        let events = r.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        // (SSE comments, the keep-alives of a slow run, are not events.)
+        let events = r.text.components(separatedBy: "\n\n").filter { !$0.isEmpty && !$0.hasPrefix(":") }
         #expect(events.allSatisfy { $0.hasPrefix("data: ") }, "\(r.text)")
         #expect(events.last == "data: [DONE]", "\(r.text)")
         let chunks = try events.dropLast().map { try JSON.parse(String($0.dropFirst(6))) }
@@ -276,6 +277,31 @@ import Testing
         let processes = try JSON.parse(try await server.request("GET", "/api/processes").text)
         #expect(processes["processes"]?.arrayValue != nil)
         #expect(processes["host"]?.int64Value != nil)
+    }
+
+    @Test func aRunningProcessCanBeKilledOverTheAPIAndAClientThatHangsUpCancelsItsRun() async throws {
+        let slow = #"{"text": "too late", "delay_ms": 60000}"#
+        let server = try HTTPServe(llmos, try scripted([slow, slow]) + ["--no-audit-log"])
+        defer { server.stop() }
+        // A request in flight, and its process running in the table.
+        let pending = Task { try await server.request("POST", "/v1/chat/completions", body: Self.chat("wait"), timeout: 120) }
+        let pid = try await server.waitForProcess(state: "running")
+        let bad = try await server.request("POST", "/api/processes/\(pid)/signal", body: ["signal": "stop"])
+        #expect(bad.status == 400)
+        #expect(try JSON.parse(bad.text)["error"]?["param"]?.stringValue == "signal", "\(bad.text)")
+        let killed = try await server.request("POST", "/api/processes/\(pid)/signal", body: ["signal": "kill"])
+        #expect(killed.status == 200, "\(killed.text)")
+        let answer = try await pending.value
+        #expect(answer.status == 503, "\(answer.text)")
+        #expect(try JSON.parse(answer.text)["error"]?["code"]?.stringValue == "cancelled", "\(answer.text)")
+        let again = try await server.request("POST", "/api/processes/\(pid)/signal", body: ["signal": "kill"])
+        #expect(again.status == 409, "\(again.text)")
+
+        // A streaming client that goes away: its run is cancelled, not left to finish.
+        _ = try? await server.request("POST", "/v1/chat/completions", body: Self.chat("wait", stream: true), timeout: 2)
+        let gone = try await server.waitForProcess(state: "finished", other: pid)
+        let row = try JSON.parse(try await server.request("GET", "/api/processes/\(gone)").text)
+        #expect(row["detail"]?.stringValue == "finished (cancelled)", "\(row)")
     }
 
     // MARK: MCP over streamable HTTP
@@ -475,6 +501,18 @@ final class HTTPServe: @unchecked Sendable {
             fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return Reply(status: status, headers: fields, text: String(text[split.upperBound...]))
+    }
+
+    /// The pid of a process (not `other`) in `state`, once there is one (30 s at most).
+    func waitForProcess(state: String, other: Int64? = nil) async throws -> Int64 {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let processes = try JSON.parse(try await request("GET", "/api/processes").text)["processes"]?.arrayValue ?? []
+            if let found = processes.first(where: { $0["state"]?.stringValue == state && $0["pid"]?.int64Value != other }),
+               let pid = found["pid"]?.int64Value { return pid }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw SetupFailure(message: "no process became \(state) within 30 s:\n\(errors)")
     }
 
     /// An initialized MCP session over raw HTTP; its id.
