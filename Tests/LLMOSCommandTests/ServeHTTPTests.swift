@@ -105,6 +105,11 @@ import Testing
         #expect(process["state"]?.stringValue == "finished")
         #expect(process["cpu"]?.stringValue == "scripted")
         #expect(process["steps"]?.int64Value == 2)
+        // `llmos ps` reaches the server's processes too (its control socket).
+        let ps = try llmos.run(["ps", "--all", "--json"], environment: ["XDG_RUNTIME_DIR": llmos.home])
+        let hosts = try JSON.parse(ps.stdout)["hosts"]?.arrayValue ?? []
+        #expect(hosts.contains { ($0["processes"]?.arrayValue ?? []).contains { $0["pid"]?.int64Value == pid && $0["owner"]?.stringValue == "http" } },
+                "\(ps.stdout)\(ps.stderr)")
         let context = try JSON.parse(try await server.request("GET", "/api/processes/\(pid)/context").text)
         #expect(context["context"]?["context_length"]?.int64Value == 8192, "\(context)")
         #expect((context["context"]?["used_tokens"]?.int64Value ?? 0) > 0, "\(context)")
