@@ -17,6 +17,7 @@ enum Dashboard {
   :root { --bg: #0f1419; --panel: #171d24; --line: #26303b; --text: #d8dee6; --dim: #8a96a3;
           --ok: #3fb950; --warn: #d29922; --bad: #f85149; --accent: #58a6ff; }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin: 0; font: 13px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; background: var(--bg); color: var(--text); }
   header { display: flex; align-items: baseline; gap: 16px; padding: 12px 20px; border-bottom: 1px solid var(--line); }
   header h1 { font-size: 16px; margin: 0; color: var(--accent); }

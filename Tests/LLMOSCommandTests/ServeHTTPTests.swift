@@ -395,6 +395,8 @@ import Testing
         let signedOut = try Browser.run(chromium, ["--dump-dom", server.url + "/"])
         #expect(signedOut.contains("sign in"), "\(signedOut.prefix(2000))")
         #expect(!signedOut.contains("data-pid="))
+        #expect(signedOut.contains(#"<main id="main" hidden"#), "the empty tables must be hidden when signed out")
+        #expect(!dom.contains(#"<main id="main" hidden"#), "the tables must show when signed in")
 
         let directory = Browser.artifacts
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
