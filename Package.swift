@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Layers (each depends only on those below it), see docs/ARCHITECTURE.md:
@@ -38,6 +38,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The HTTP server behind `llmos serve --http` (LLMOSHTTP only; never the kernel).
+        // No default traits: swift-configuration and full Foundation are not needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-log", from: "1.14.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Layer 1: the ABI header, as a C module for Swift.
@@ -74,10 +79,15 @@ let package = Package(
         .target(name: "LLMOSNet", dependencies: ["CCurl", "LLMOSKernel", "LLMOSJSON"]),
         // The MCP server over the host's tools (llmos serve --mcp): a shell, on the kernel's Swift API only.
         .target(name: "LLMOSServe", dependencies: ["LLMOSKernel", "LLMOSJSON"]),
+        // llmos serve --http: OpenAI-compatible chat completions, a JSON API, the dashboard and MCP
+        // over streamable HTTP, on Hummingbird. A shell like LLMOSServe: the kernel's Swift API only.
+        .target(name: "LLMOSHTTP", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSServe", "LLMOSDigest",
+                                             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                                             .product(name: "HTTPTypes", package: "swift-http-types")]),
         // Layer 5: the command-line shell.
         .executableTarget(
             name: "llmos",
-            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", "LLMOSServe", "LLMOSIngest", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSNet", "LLMOSModelCache", "LLMOSServe", "LLMOSHTTP", "LLMOSIngest", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The Swift SDK for driver authors.
         .target(name: "LLMOSDriverSDK", dependencies: ["CLLMOS"], path: "sdk/swift"),

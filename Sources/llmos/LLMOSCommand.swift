@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LLMOSJSON
 import LLMOSKernel
+import LLMOSServe
 import LLMOSNet
 
 @main
@@ -74,13 +75,20 @@ struct HostOptions: ParsableArguments {
     /// not fatal. A policy with an error is: it is never half-applied.
     /// `baseConfig`: driver configuration under --config (a profile's); `cpuSlots`: the
     /// scheduler's fixed limits.
+    /// `serverCommand` (e.g. "llmos serve --http"): a server's host, where nobody can be
+    /// asked (an ask is refused, saying how to grant it at start) and no session grant of
+    /// the operator's terminal is borrowed.
     func makeKernel(reportFailures: Bool = true, baseConfig: [String: JSONValue] = [:],
-                    cpuSlots: [String: Int] = [:]) throws -> (Kernel, LoadReport) {
+                    cpuSlots: [String: Int] = [:], serverCommand: String? = nil) throws -> (Kernel, LoadReport) {
         var configuration = KernelConfiguration(log: StandardErrorLogSink(minimumLevel: verbose ? .debug : .warn))
         configuration.driverConfig = baseConfig.merging((try? parsedConfig()) ?? [:]) { _, flag in flag }
         configuration.cpuSlots = cpuSlots
         ShellDefaults.applyModel(model, to: &configuration.driverConfig)
         try permissions.configure(&configuration)
+        if let serverCommand {
+            configuration.broker = CapabilityBroker(policy: try permissions.policy(), asker: ServerAsker(command: serverCommand),
+                                                    context: permissions.context, sessionStore: MemorySessionGrantStore())
+        }
         configuration.isolation.forced = Set(isolate)
         let kernel = Kernel(configuration: configuration)
         let report = kernel.loadAll(from: searchPath)

@@ -142,12 +142,7 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
-    static func json(_ r: AuditRecord) -> JSONValue {
-        ["sequence": .int(r.sequence), "time": .string(r.time), "process": .string(r.process), "driver": .string(r.driver),
-         "tool": .string(r.tool), "capability": .string(r.capability), "resource": .string(r.resource), "args_hash": .string(r.argsHash),
-         "decision": .string(r.decision.rawValue), "flagged": .bool(r.flagged), "rule": .string(r.rule), "outcome": .string(r.outcome),
-         "duration_ns": .int(r.durationNs), "hash": .string(r.hash)]
-    }
+    static func json(_ r: AuditRecord) -> JSONValue { r.json }
 
     static func line(_ r: AuditRecord) -> String {
         let who = r.driver.isEmpty ? "operator" : r.driver

@@ -8,7 +8,7 @@ import LLMOSServe
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Offer this host's tools to other programs: MCP over standard input and output (--mcp).",
+        abstract: "Offer this host to other programs: MCP over standard input and output (--mcp), or HTTP (--http ADDR).",
         discussion: """
         With --mcp, llmos speaks the Model Context Protocol (revision 2025-11-25; 2025-06-18, \
         2025-03-26 and 2024-11-05 too) on standard input and output, so an MCP client can \
@@ -18,6 +18,14 @@ struct Serve: ParsableCommand {
         call goes through the kernel like `llmos call`: schemas, capabilities, limits, audit. \
         Diagnostics go to standard error; nothing but protocol reaches standard output.
 
+        With --http ADDR (e.g. 127.0.0.1:8080; port 0 picks a free one), llmos serves HTTP: \
+        an OpenAI-compatible POST /v1/chat/completions whose model is an llmos agent \
+        (streaming too), GET /v1/models, a JSON API (/api/processes, /api/drivers, \
+        /api/grants, /api/audit), a dashboard at /, and MCP over streamable HTTP at /mcp. \
+        Clients send the API key (--api-key KEY or $LLMOS_API_KEY) as Authorization: Bearer \
+        KEY; a missing or wrong key is a 401. It binds to loopback unless --allow-remote. \
+        See docs/HTTP.md.
+
         A client's configuration, for example:
           {"command": "llmos", "args": ["serve", "--mcp", "--allow", "fs.read=~/notes/**"]}
 
@@ -25,15 +33,18 @@ struct Serve: ParsableCommand {
           llmos serve --mcp --show-tools                 what a client would be offered, and why not the rest
           llmos serve --mcp --tools 'calc.*' --tools 'text.*'
           llmos serve --mcp --tool-names underscore      calc__add instead of calc.add
-        See docs/MCP.md.
+          LLMOS_API_KEY=secret llmos serve --http 127.0.0.1:8080 --cpu local
+        See docs/MCP.md and docs/HTTP.md.
         """)
 
     @OptionGroup var host: HostOptions
 
-    @Flag(help: "Speak MCP on standard input and output (the stdio transport).")
+    @Flag(help: "Speak MCP on standard input and output (the stdio transport); with --http, MCP is served at /mcp instead.")
     var mcp = false
 
-    @Option(name: .customLong("tools"), help: ArgumentHelp("Offer only tools whose driver.tool name matches GLOB (repeatable), e.g. 'calc.*'. Default: every tool of every tool driver.", valueName: "GLOB"))
+    @OptionGroup(title: "HTTP (--http)") var http: HTTPServeOptions
+
+    @Option(name: .customLong("tools"), help: ArgumentHelp("Offer only tools whose driver.tool name matches GLOB (repeatable), e.g. 'calc.*', to MCP clients and (with --http) to the agent. Default: every tool of every tool driver.", valueName: "GLOB"))
     var toolPatterns: [String] = []
 
     @Option(name: .customLong("tool-names"), help: ArgumentHelp("How tool names look to clients: dotted (calc.add, MCP 2025-11-25) or underscore (calc__add, for clients whose models refuse dots).", valueName: "STYLE"))
@@ -56,8 +67,14 @@ struct Serve: ParsableCommand {
     }
 
     func validate() throws {
-        guard mcp else {
-            throw ValidationError("say what to serve: --mcp (MCP over standard input and output); see llmos serve --help")
+        guard mcp || http.address != nil else {
+            throw ValidationError("say what to serve: --mcp (MCP over standard input and output) or --http ADDR (chat completions, the JSON API, the dashboard and MCP at /mcp); see llmos serve --help")
+        }
+        if http.address == nil {
+            for (flag, given) in [("--api-key", http.apiKey != nil), ("--no-auth", http.noAuth), ("--allow-remote", http.allowRemote),
+                                  ("--cpu", http.cpu != nil), ("--profile", http.profile != nil)] where given {
+                throw ValidationError("\(flag) is an option of --http: add --http ADDR, e.g. --http 127.0.0.1:8080")
+            }
         }
         guard maxMessageBytes >= 1024 else {
             throw ValidationError("--max-message-bytes \(maxMessageBytes): at least 1024 bytes, or no initialize request fits")
@@ -65,6 +82,10 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        if http.address != nil {
+            try reportingErrors { try runHTTP() }
+            return
+        }
         try reportingErrors {
             // Claim the protocol's descriptors before anything loads: a driver that prints
             // to stdout (or reads stdin) would corrupt the stream, so fd 1 becomes stderr

@@ -225,9 +225,10 @@ private struct ClientReport {
 /// The official MCP client in a virtual environment of its own, set up once per test
 /// run: `<scratch>/mcp-venv` (beside the build, as `make bench` keeps `.build/mcp-venv`),
 /// or `$LLMOS_MCP_VENV`. Installing prints pip's progress on standard error.
-private enum MCPClient {
+enum MCPClient {
     static let requirements = LLMOS.repoRoot + "/Benchmarks/mcp-reference/requirements.txt"
     static let script = LLMOS.repoRoot + "/Tests/Fixtures/mcp/client.py"
+    static let httpRequirements = LLMOS.repoRoot + "/Tests/Fixtures/http/requirements.txt"
 
     static let venv: String = {
         if let dir = ProcessInfo.processInfo.environment["LLMOS_MCP_VENV"], !dir.isEmpty { return dir }
@@ -241,14 +242,19 @@ private enum MCPClient {
         let python = venv + "/bin/python"
         let pinned = (try? String(contentsOfFile: requirements, encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("mcp==") }.map { String($0.dropFirst(5)) } ?? ""
-        let check = "import importlib.metadata as m, sys; sys.exit(0 if m.version('mcp') == '\(pinned)' else 1)"
+        // The openai client too (ServeHTTPTests), in the same venv: one setup for both suites.
+        let openai = (try? String(contentsOfFile: httpRequirements, encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("openai==") }.map { String($0.dropFirst(8)) } ?? ""
+        let check = "import importlib.metadata as m, sys; sys.exit(0 if m.version('mcp') == '\(pinned)' and m.version('openai') == '\(openai)' else 1)"
         if FileManager.default.isExecutableFile(atPath: python), (try? run(python, ["-c", check], quiet: true)) == 0 { return .success(python) }
-        FileHandle.standardError.write(Data("ServeMCPTests: installing the MCP Python SDK (mcp==\(pinned)) into \(venv)\n".utf8))
+        FileHandle.standardError.write(Data("ServeMCPTests: installing the MCP Python SDK (mcp==\(pinned)) and openai==\(openai) into \(venv)\n".utf8))
         do {
-            guard try run("/usr/bin/env", ["python3", "-m", "venv", venv]) == 0 else {
-                return .failure(SetupError(message: "python3 -m venv \(venv) failed: install python3-venv (apt-get install python3-venv), or point LLMOS_MCP_VENV at a venv with mcp==\(pinned)"))
+            if !FileManager.default.isExecutableFile(atPath: python) {
+                guard try run("/usr/bin/env", ["python3", "-m", "venv", venv]) == 0 else {
+                    return .failure(SetupError(message: "python3 -m venv \(venv) failed: install python3-venv (apt-get install python3-venv), or point LLMOS_MCP_VENV at a venv with mcp==\(pinned)"))
+                }
             }
-            guard try run(python, ["-m", "pip", "install", "--progress-bar", "on", "-r", requirements]) == 0 else {
+            guard try run(python, ["-m", "pip", "install", "--progress-bar", "on", "-r", requirements, "-r", httpRequirements]) == 0 else {
                 return .failure(SetupError(message: "pip install -r \(requirements) into \(venv) failed (see its output above): PyPI must be reachable, or set LLMOS_MCP_VENV to a venv with mcp==\(pinned)"))
             }
         } catch {
@@ -276,7 +282,7 @@ private enum MCPClient {
     }
 
     /// The client starts `llmos serve --mcp ARGS` itself, lists the tools, makes `calls`.
-    static func scenario(_ llmos: LLMOS, serverArguments: [String] = [], calls: [(String, JSONValue)]) throws -> ClientReport {
+    fileprivate static func scenario(_ llmos: LLMOS, serverArguments: [String] = [], calls: [(String, JSONValue)]) throws -> ClientReport {
         let python = try MCPClient.python.get()
         let scenario: JSONValue = ["calls": .array(calls.map { ["name": .string($0.0), "arguments": $0.1] })]
         let process = Process()

@@ -103,6 +103,19 @@ public final class AgentLoop: @unchecked Sendable {
     /// The conversation so far (system prompt not included).
     public var messages: [JSONValue] { lock.withLock { history } }
 
+    /// Earlier turns of a conversation that happened elsewhere (an HTTP client sends the
+    /// whole conversation with each request): appended, oldest first, to the transcript and
+    /// to the memory before the next task, as if they had happened in this process. Each is
+    /// a `{"role": "user" | "assistant", "content": TEXT}` message.
+    public func preload(_ earlier: [JSONValue]) throws(LLMOSError) {
+        var options = CallOptions()
+        options.agent = process.pid
+        for message in earlier {
+            if let memory { _ = try memory.append(message, options: options) }
+            lock.withLock { history.append(message) }
+        }
+    }
+
     /// Forgets the conversation (the memory's copy too).
     public func reset() {
         lock.withLock { history.removeAll() }

@@ -1,3 +1,4 @@
+import Foundation
 import LLMOSJSON
 
 // The JSON forms of the registry's views, shared by every shell (`--json`, and
@@ -71,5 +72,43 @@ extension LLMOSError {
         var object: JSONObject = ["code": .string(code.name), "message": .string(message)]
         if let manifest = cause as? ManifestErrors { object["diagnostics"] = .array(manifest.diagnostics.map(\.json)) }
         return .object(object)
+    }
+}
+
+extension AgentProcess {
+    /// One process as `llmos ps --json` and the HTTP API show it.
+    public var json: JSONValue {
+        let stats = self.stats
+        let state = self.state
+        var object: JSONObject = [
+            "pid": .int(Int64(pid)), "owner": .string(owner), "state": .string(state.name),
+            "detail": .string(state.description), "cpu": .string(drivers.cpu),
+            "memory": .string(drivers.memory), "tools": .array(drivers.tools.map(JSONValue.string)),
+            "steps": .int(Int64(stats.steps)), "tasks": .int(Int64(stats.tasks)), "tool_calls": .int(Int64(stats.toolCalls)),
+            "input_tokens": .int(Int64(stats.inputTokens)), "output_tokens": .int(Int64(stats.outputTokens)),
+            "cost_usd": .double(stats.costUSD), "started": .string(ISO8601DateFormatter().string(from: created)),
+            "age_seconds": .double((Date().timeIntervalSince(created) * 10).rounded() / 10),
+        ]
+        if let storage = drivers.storage { object["storage"] = .string(storage) }
+        return .object(object)
+    }
+}
+
+extension AuditRecord {
+    /// One audit record as `llmos audit tail --json` and the HTTP API show it.
+    public var json: JSONValue {
+        ["sequence": .int(sequence), "time": .string(time), "process": .string(process), "driver": .string(driver),
+         "tool": .string(tool), "capability": .string(capability), "resource": .string(resource), "args_hash": .string(argsHash),
+         "decision": .string(decision.rawValue), "flagged": .bool(flagged), "rule": .string(rule), "outcome": .string(outcome),
+         "duration_ns": .int(durationNs), "hash": .string(hash)]
+    }
+}
+
+extension PolicyRule {
+    /// One rule as `llmos policy show --json` and the HTTP API show it.
+    public var json: JSONValue {
+        ["action": .string(action.rawValue), "capability": .string(kind.rawValue), "pattern": .string(pattern),
+         "driver": driver.map(JSONValue.string) ?? .null, "tool": tool.map(JSONValue.string) ?? .null,
+         "source": .string(source), "description": .string(description)]
     }
 }

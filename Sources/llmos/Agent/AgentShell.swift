@@ -51,7 +51,13 @@ struct AgentCommandOptions: ParsableArguments {
 
     /// Everything resolved: flags, then the profile, then defaults.
     func resolve() throws -> ResolvedAgent {
-        let profile = try loadProfile()
+        try Self.resolve(profile: loadProfile(), cpu: cpu, tools: tools, memory: memory, storage: storage, collection: collection,
+                         maxSteps: maxSteps, maxCost: maxCost, cpuSlots: cpuSlots)
+    }
+
+    /// The same for a command that takes these options under its own names (`llmos serve --http`).
+    static func resolve(profile: AgentProfile?, cpu: String?, tools: [String], memory: String?, storage: String?, collection: String?,
+                        maxSteps: Int?, maxCost: Double?, cpuSlots: Int?) throws -> ResolvedAgent {
         let cpuName = cpu.flatMap { $0.isEmpty ? nil : $0 } ?? profile?.cpu ?? Models.defaultCPU
         return ResolvedAgent(
             cpu: cpuName, tools: !tools.isEmpty ? tools : (profile?.tools ?? ["*"]),
@@ -85,7 +91,7 @@ struct ResolvedAgent {
     }
 
     /// A kernel for this agent: the host's, with the profile's driver config under --config.
-    func makeKernel(_ host: HostOptions, reportFailures: Bool = true) throws -> Kernel {
+    func makeKernel(_ host: HostOptions, reportFailures: Bool = true, serverCommand: String? = nil) throws -> Kernel {
         var host = host
         var config = driverConfig
         // The stores the agent was told to use are granted for that use only: reading the
@@ -106,7 +112,7 @@ struct ResolvedAgent {
             config.merge(store.config) { mine, _ in mine }
         }
         let (kernel, _) = try host.makeKernel(reportFailures: reportFailures, baseConfig: config,
-                                              cpuSlots: cpuSlots.map { [cpu: $0] } ?? [:])
+                                              cpuSlots: cpuSlots.map { [cpu: $0] } ?? [:], serverCommand: serverCommand)
         try check(kernel)
         return kernel
     }

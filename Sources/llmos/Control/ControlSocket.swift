@@ -202,22 +202,9 @@ enum ControlClient {
     }
 }
 
-/// One process as ps shows it.
+/// One process as ps shows it (the kernel's JSON form, shared with the HTTP API).
 enum ProcessRow {
-    static func json(_ process: AgentProcess) -> JSONValue {
-        let stats = process.stats
-        var object: JSONObject = [
-            "pid": .int(Int64(process.pid)), "owner": .string(process.owner), "state": .string(process.state.name),
-            "detail": .string(process.state.description), "cpu": .string(process.drivers.cpu),
-            "memory": .string(process.drivers.memory), "tools": .array(process.drivers.tools.map(JSONValue.string)),
-            "steps": .int(Int64(stats.steps)), "tasks": .int(Int64(stats.tasks)), "tool_calls": .int(Int64(stats.toolCalls)),
-            "input_tokens": .int(Int64(stats.inputTokens)), "output_tokens": .int(Int64(stats.outputTokens)),
-            "cost_usd": .double(stats.costUSD), "started": .string(ISO8601DateFormatter().string(from: process.created)),
-            "age_seconds": .double((Date().timeIntervalSince(process.created) * 10).rounded() / 10),
-        ]
-        if let storage = process.drivers.storage { object["storage"] = .string(storage) }
-        return .object(object)
-    }
+    static func json(_ process: AgentProcess) -> JSONValue { process.json }
 }
 
 /// sockaddr_un for a path (at most 107 bytes).

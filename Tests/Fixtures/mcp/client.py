@@ -3,6 +3,10 @@ serve benchmark: it starts a server over stdio, as any MCP host would, and repor
 what it saw as one JSON object on stdout.
 
     python client.py [--bench N --warmup N] -- COMMAND [ARGS...]
+    python client.py [--bench N --warmup N] --http URL [--api-key KEY]
+
+The first form starts the server over stdio; the second connects to a running one over
+streamable HTTP (mcp.client.streamable_http, with Authorization: Bearer KEY when given).
 
 Without --bench it reads a scenario from stdin,
     {"calls": [{"name": "calc.add", "arguments": {"a": 1, "b": 2}}, ...]}
@@ -18,6 +22,7 @@ The server inherits this process's environment and working directory.
 """
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -48,9 +53,25 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
+@contextlib.asynccontextmanager
+async def connect(params):
+    """The transport's (read, write) streams: stdio (params is StdioServerParameters) or
+    streamable HTTP (params is {"url", "api_key"})."""
+    if isinstance(params, StdioServerParameters):
+        async with stdio_client(params) as (read, write):
+            yield read, write
+        return
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    headers = {"Authorization": f"Bearer {params['api_key']}"} if params.get("api_key") else None
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(params["url"], http_client=http) as streams:
+            yield streams[0], streams[1]
+
+
 async def scenario(params, calls):
     report = {"mcp_version": version("mcp"), "calls": []}
-    async with stdio_client(params) as (read, write):
+    async with connect(params) as (read, write):
         async with ClientSession(read, write) as session:
             init = await session.initialize()
             init_wire = wire(init)
@@ -72,7 +93,7 @@ async def scenario(params, calls):
 
 async def bench(params, tool, arguments, calls, warmup):
     start = time.perf_counter()
-    async with stdio_client(params) as (read, write):
+    async with connect(params) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
             session_start_ms = (time.perf_counter() - start) * 1000
@@ -106,12 +127,17 @@ def main():
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--tool", default="calc.add")
     parser.add_argument("--arguments", default='{"a": 40, "b": 2}')
+    parser.add_argument("--http", metavar="URL", help="connect to a running server's streamable HTTP endpoint (…/mcp)")
+    parser.add_argument("--api-key", help="with --http: sent as Authorization: Bearer KEY")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the server's command line")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the server's command line after --")
-    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ), cwd=os.getcwd())
+    if args.http:
+        params = {"url": args.http, "api_key": args.api_key}
+    elif not command:
+        parser.error("give the server's command line after --, or --http URL")
+    else:
+        params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ), cwd=os.getcwd())
     if args.bench:
         result = asyncio.run(bench(params, args.tool, json.loads(args.arguments), args.bench, args.warmup))
     else:
