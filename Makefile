@@ -59,6 +59,7 @@ bench: deps models $(MCP_VENV)/.installed
 	$(SWIFT) build -c release
 	LLMOS_BENCH_PYTHON=$(MCP_VENV)/bin/python .build/release/llmos-bench --markdown BENCHMARKS.md
 	.build/release/llmos-model-bench --markdown BENCHMARKS.md
+	$(MCP_VENV)/bin/python Benchmarks/mcp-serve/bench.py --llmos .build/release/llmos --markdown BENCHMARKS.md
 
 clean:
 	rm -rf .build

@@ -3,7 +3,7 @@
 over streamable HTTP (llmos serve --http's /mcp against the reference server's
 streamable-http transport).
 
-    python bench.py --llmos PATH/TO/llmos [--calls N] [--warmup N] [--rounds N] [--no-http]
+    python bench.py --llmos PATH/TO/llmos [--calls N] [--warmup N] [--rounds N] [--no-http] [--markdown FILE]
 
 Run it from the repository root (./manifests is on llmos's driver path) with the
 interpreter of a venv that has Benchmarks/mcp-reference/requirements.txt installed.
@@ -13,7 +13,8 @@ Prints one JSON object on stdout:
 where each side is the round with the median p50 of client.py's figures (p50_us,
 p90_us, p99_us, mean_us, session_start_ms). Over HTTP the server is started once per
 round and session_start_ms is the client's initialize (not the server's start-up).
-Progress goes to stderr.
+Progress goes to stderr. With --markdown FILE (`make bench`: BENCHMARKS.md) it also writes
+the table into FILE's mcp-serve section (between its llmos-bench:mcp-serve markers).
 """
 import argparse
 import json
@@ -98,6 +99,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-http", action="store_true", help="stdio only")
+    parser.add_argument("--markdown", help="write the table into this file's mcp-serve section")
     args = parser.parse_args()
     audit_dir = tempfile.mkdtemp(prefix="llmos-mcp-bench-")
     sides = {
@@ -135,6 +137,52 @@ def main():
         summary[name] = runs[len(runs) // 2]
         summary[name]["session_start_ms_all"] = sorted(r["session_start_ms"] for r in runs)
     print(json.dumps(summary))
+    if args.markdown:
+        write_markdown(args.markdown, summary, args.llmos)
+
+
+ROWS = [
+    ("llmos", "`llmos serve --mcp` (stdio), `calc.add`, no audit log"),
+    ("llmos_audited", "`llmos serve --mcp` (stdio), `calc.add`, audit log on"),
+    ("reference", "the reference Python server (stdio), `add`"),
+    ("llmos_http", "`llmos serve --http` `/mcp` (streamable HTTP), `calc.add`, no audit log"),
+    ("reference_http", "the reference Python server (streamable HTTP), `add`"),
+]
+
+
+def write_markdown(path, summary, llmos):
+    def us(x):
+        return f"{x / 1000:.1f} ms" if x >= 2000 else f"{x:.0f} µs"
+    starts = lambda r: f"{min(r['session_start_ms_all']):.0f}–{max(r['session_start_ms_all']):.0f} ms"
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by `make bench` "
+        f"(`Benchmarks/mcp-serve/bench.py --llmos {llmos} --calls {summary['calls']} --rounds {summary['rounds']}`): "
+        "the official `mcp` Python client (Tests/Fixtures/mcp/client.py), a trivial call, every row side by side "
+        "in one run, each the round with the median p50. Over HTTP, llmos is `llmos serve --http 127.0.0.1:0` "
+        "(its `/mcp`, with the API key) and the reference is the same server on the SDK's `streamable-http` "
+        "transport (uvicorn). Session start over stdio includes starting the server process; over HTTP the "
+        "server is already running and it is the client's `initialize` alone.",
+        "",
+        "| trivial call | p50 | p90 | p99 | session start |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, label in ROWS:
+        if key in summary:
+            r = summary[key]
+            lines.append(f"| {label} | {us(r['p50_us'])} | {us(r['p90_us'])} | {us(r['p99_us'])} | {starts(r)} |")
+    block = "<!-- llmos-bench:mcp-serve:begin -->\n" + "\n".join(lines) + "\n<!-- llmos-bench:mcp-serve:end -->"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        text = "# Benchmarks\n\n"
+    begin, end = text.find("<!-- llmos-bench:mcp-serve:begin -->"), text.find("<!-- llmos-bench:mcp-serve:end -->")
+    if begin >= 0 and end >= 0:
+        text = text[:begin] + block + text[end + len("<!-- llmos-bench:mcp-serve:end -->"):]
+    else:
+        text += "\n## MCP: `llmos serve --mcp` next to the reference Python MCP server, same client\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
 
 
 if __name__ == "__main__":
