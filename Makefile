@@ -15,6 +15,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build run test bench clean models setup-model
 
+# The Python venv with the MCP SDK (see its rule below); defined before the rules that name it.
+MCP_VENV := .build/mcp-venv
+
 all: build
 
 # Installs the system packages that are missing (only those), with apt's own progress.
@@ -43,7 +46,6 @@ test: deps models $(MCP_VENV)/.installed
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-MCP_VENV := .build/mcp-venv
 
 # The official MCP Python SDK and the reference time server (pinned), in a virtual
 # environment of its own: the isolation and MCP benchmarks, `llmos serve --mcp`'s tests,
