@@ -242,6 +242,35 @@ public enum RankFusion {
     }
 }
 
+/// A storage driver's store: the contract's operations (storage.schema.json), each JSON
+/// in and out. Both drivers' states conform, and register them by `operations`.
+public protocol StorageBackend: AnyObject {
+    func put(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func search(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func get(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func delete(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func collections(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func createCollection(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func dropCollection(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+    func stats(_ input: JSONValue, _ call: CallContext) throws(DriverError) -> JSONValue
+}
+
+extension StorageBackend {
+    /// The contract's operations by the names the manifests give them.
+    public static var operations: [(name: String, run: (Self, JSONValue, CallContext) throws(DriverError) -> JSONValue)] {
+        [
+            ("put", { s, i, c throws(DriverError) in try s.put(i, c) }),
+            ("search", { s, i, c throws(DriverError) in try s.search(i, c) }),
+            ("get", { s, i, c throws(DriverError) in try s.get(i, c) }),
+            ("delete", { s, i, c throws(DriverError) in try s.delete(i, c) }),
+            ("collections", { s, i, c throws(DriverError) in try s.collections(i, c) }),
+            ("create_collection", { s, i, c throws(DriverError) in try s.createCollection(i, c) }),
+            ("drop_collection", { s, i, c throws(DriverError) in try s.dropCollection(i, c) }),
+            ("stats", { s, i, c throws(DriverError) in try s.stats(i, c) }),
+        ]
+    }
+}
+
 /// The JSON-in, JSON-out router entry every storage operation shares.
 public enum StorageOperations {
     public static func handle(_ json: String, _ body: (JSONValue) throws(DriverError) -> JSONValue) throws(DriverError) -> String {

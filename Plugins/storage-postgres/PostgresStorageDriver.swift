@@ -35,17 +35,7 @@ struct PostgresStorageDriver: LLMOSDriver {
     }
 
     static func register(_ router: inout Router) {
-        let operations: [(String, (PGStoreState, JSONValue, CallContext) throws(DriverError) -> JSONValue)] = [
-            ("put", { s, i, c throws(DriverError) in try s.put(i, c) }),
-            ("search", { s, i, c throws(DriverError) in try s.search(i, c) }),
-            ("get", { s, i, c throws(DriverError) in try s.get(i, c) }),
-            ("delete", { s, i, c throws(DriverError) in try s.delete(i, c) }),
-            ("collections", { s, i, c throws(DriverError) in try s.collections(i, c) }),
-            ("create_collection", { s, i, c throws(DriverError) in try s.createCollection(i, c) }),
-            ("drop_collection", { s, i, c throws(DriverError) in try s.dropCollection(i, c) }),
-            ("stats", { s, i, c throws(DriverError) in try s.stats(i, c) }),
-        ]
-        for (name, handler) in operations {
+        for (name, handler) in PGStoreState.operations {
             router.addRaw(name) { (driver: PostgresStorageDriver, json: String, call: CallContext) throws -> String in
                 try StorageOperations.handle(json) { input throws(DriverError) in try driver.state.withConnection(call, retry: name != "drop_collection") { () throws(DriverError) in try handler(driver.state, input, call) } }
             }
@@ -144,7 +134,7 @@ struct PGConfiguration {
 
 /// One instance's connection and what it knows about the store. Not thread-safe: the
 /// manifest declares `threading: serialized`.
-final class PGStoreState {
+final class PGStoreState: StorageBackend {
     let configuration: PGConfiguration
     private(set) var connection: PGConnection?
     /// The IVF index of each collection, with the collection version it reflects.

@@ -31,17 +31,7 @@ struct SQLiteStorageDriver: LLMOSDriver {
     }
 
     static func register(_ router: inout Router) {
-        let operations: [(String, (StoreState, JSONValue, CallContext) throws(DriverError) -> JSONValue)] = [
-            ("put", { s, i, c throws(DriverError) in try s.put(i, c) }),
-            ("search", { s, i, c throws(DriverError) in try s.search(i, c) }),
-            ("get", { s, i, c throws(DriverError) in try s.get(i, c) }),
-            ("delete", { s, i, c throws(DriverError) in try s.delete(i, c) }),
-            ("collections", { s, i, c throws(DriverError) in try s.collections(i, c) }),
-            ("create_collection", { s, i, c throws(DriverError) in try s.createCollection(i, c) }),
-            ("drop_collection", { s, i, c throws(DriverError) in try s.dropCollection(i, c) }),
-            ("stats", { s, i, c throws(DriverError) in try s.stats(i, c) }),
-        ]
-        for (name, handler) in operations {
+        for (name, handler) in StoreState.operations {
             router.addRaw(name) { (driver: SQLiteStorageDriver, json: String, call: CallContext) throws -> String in
                 try StorageOperations.handle(json) { input throws(DriverError) in try handler(driver.state, input, call) }
             }
@@ -110,7 +100,7 @@ struct StoreConfiguration {
 
 /// One instance's open database and what it knows about it. Not thread-safe: the
 /// manifest declares `threading: serialized`, so calls never overlap.
-final class StoreState {
+final class StoreState: StorageBackend {
     let configuration: StoreConfiguration
     /// Opened on the first call (system calls need a call context, which `create` lacks).
     private(set) var database: Database?
