@@ -63,7 +63,13 @@ let package = Package(
         // The kernel <-> helper wire for isolated drivers, in C for both sides.
         .target(name: "CLLMOSIsolation"),
         // The helper itself: plain C, so its sandbox and its system calls are its own.
-        .executableTarget(name: "llmos-driver-host", dependencies: ["CLLMOS", "CLLMOSIsolation"]),
+        .executableTarget(name: "llmos-driver-host", dependencies: ["CLLMOS", "CLLMOSIsolation", "CLLMOSSandbox"]),
+        // The sandbox (Landlock, seccomp, rlimits, network namespace) built from a plan's text:
+        // applied by the helper to itself, and by drivers to the programs they start.
+        .target(name: "CLLMOSSandbox"),
+        // fork/exec of a driver's supervised child (PR_SET_PDEATHSIG, its own process group,
+        // only fds 0-2, optionally sandboxed), shared by the local and mcp drivers.
+        .target(name: "CLLMOSSpawn", dependencies: ["CLLMOSSandbox"]),
         // System libraries (Debian: libsqlite3-dev, libcurl4-openssl-dev; `make deps` installs them).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -98,11 +104,10 @@ let package = Package(
         .target(name: "ModelKit", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/ModelKit", exclude: ["README.md"]),
         .target(name: "OpenAIDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/openai"),
         .target(name: "AnthropicDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/anthropic"),
-        // The local model: a supervised llama-server (CLocalSpawn: fork/exec with PR_SET_PDEATHSIG), spoken to with ModelKit.
-        .target(name: "CLocalSpawn", path: "Plugins/local/CSpawn"),
+        // The local model: a supervised llama-server (started with CLLMOSSpawn), spoken to with ModelKit.
         // Where scripts/setup-model puts the local model: shared by the driver, the shell and the bench.
         .target(name: "LLMOSModelCache"),
-        .target(name: "LocalDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON", "CLocalSpawn", "LLMOSModelCache"], path: "Plugins/local", exclude: ["CSpawn"]),
+        .target(name: "LocalDriver", dependencies: ["ModelKit", "LLMOSDriverSDK", "LLMOSJSON", "CLLMOSSpawn", "LLMOSModelCache"], path: "Plugins/local"),
         // Scripted model turns, for tests and demos.
         .target(name: "ScriptedDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/scripted"),
         // The clock: now, time zones, date arithmetic (Foundation's TimeZone and Calendar).
@@ -136,9 +141,8 @@ let package = Package(
         .target(name: "CompactMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-compact", exclude: ["README.md"]),
         .target(name: "PagedMemoryDriver", dependencies: ["MemoryKit", "LLMOSDriverSDK", "LLMOSJSON"], path: "Plugins/memory-paged", exclude: ["README.md"]),
         // MCP servers as drivers (issue 9): their tools through the capability layer like any driver's.
-        // CMCPSpawn: fork/exec of the server with pipes and PR_SET_PDEATHSIG.
-        .target(name: "CMCPSpawn", path: "Plugins/mcp/CSpawn"),
-        .target(name: "MCPDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "CMCPSpawn"], path: "Plugins/mcp", exclude: ["README.md", "CSpawn"]),
+        // The server is started with CLLMOSSpawn, in the sandbox the kernel plans from the driver's grants.
+        .target(name: "MCPDriver", dependencies: ["LLMOSDriverSDK", "LLMOSJSON", "CLLMOSSpawn"], path: "Plugins/mcp", exclude: ["README.md"]),
         // Ingest (issue 7): files to chunks (structure-following, with overlap) for `llmos ingest`.
         .target(name: "LLMOSIngest", dependencies: ["LLMOSKernel", "LLMOSJSON", "LLMOSDigest"]),
         // Benchmarks (make bench).

@@ -51,7 +51,7 @@ struct MCPClientBenchmark {
             library: {path: libllmos_mcp.so, name: mcp}
             threading: concurrent
             tools: discovered
-            capabilities: {exec: "\(interpreter)"}
+            capabilities: {exec: "\(interpreter)", fs.read: ["\(repo)/Benchmarks/mcp-reference/**"]}
             settings:
               command: "\(python)"
               args: ["\(repo)/Benchmarks/mcp-reference/server.py"]
@@ -60,6 +60,8 @@ struct MCPClientBenchmark {
         var configuration = KernelConfiguration(libraryDirectories: [buildDir], log: MemoryLogSink())
         configuration.broker = CapabilityBroker(policy: Policy(rules: [
             try PolicyParser.rule(fromFlag: "exec=\(interpreter)", action: .allow),
+            // The server runs sandboxed (as it would for a user): it reads its own script by grant.
+            try PolicyParser.rule(fromFlag: "fs.read=\(repo)/Benchmarks/mcp-reference/**", action: .allow),
             try PolicyParser.rule(fromFlag: "tool.call=ref.*", action: .allow)]))
         let store = InMemoryKeyValueStore()
         configuration.keyValueStore = store

@@ -5,7 +5,7 @@
 // Independent of the HTTP client: readiness is asked of a `probe` closure the caller
 // supplies (the local driver's goes through the kernel's net.fetch), so this file has
 // no network code beyond finding a free port.
-import CLocalSpawn
+import CLLMOSSpawn
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -196,10 +196,24 @@ public final class LlamaServerSupervisor: @unchecked Sendable {
         let spawned = DispatchSemaphore(value: 0)
         let childLog = logFD
         nonisolated(unsafe) var spawnResult: pid_t = 0
+        nonisolated(unsafe) var spawnError = ""
         nonisolated(unsafe) var childBox: Child?
         let thread = Thread { [weak self] in
-            let pid: pid_t = Self.withCStrings(argv) { cArgs in llmos_local_spawn(argv[0], cArgs, childLog) }
+            var error = [CChar](repeating: 0, count: 512)
+            let pid: pid_t = Self.withCStrings(argv) { cArgs in
+                var request = llmos_spawn_request()
+                request.size = MemoryLayout<llmos_spawn_request>.size
+                request.stdin_fd = -1
+                request.stdout_fd = childLog
+                request.stderr_fd = childLog
+                return argv[0].withCString { path in
+                    request.path = path
+                    request.argv = UnsafePointer(cArgs)
+                    return llmos_spawn(&request, &error, error.count)
+                }
+            }
             spawnResult = pid
+            spawnError = error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             if pid <= 0 {
                 spawned.signal()
                 return
@@ -221,7 +235,7 @@ public final class LlamaServerSupervisor: @unchecked Sendable {
         if logFD >= 0 { close(logFD) }
         guard spawnResult > 0, let child = childBox else {
             let e = -spawnResult
-            throw Failure(kind: .notStartable, message: "cannot start \(c.server): \(String(cString: strerror(e)))")
+            throw Failure(kind: .notStartable, message: "cannot start \(c.server): \(spawnError.isEmpty ? String(cString: strerror(e)) : spawnError)")
         }
         lock.lock()
         if stopped { lock.unlock(); kill(child.pid, SIGKILL); throw Failure(kind: .cancelled, message: "the local driver is stopping") }

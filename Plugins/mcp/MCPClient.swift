@@ -166,8 +166,15 @@ final class MCPClient: @unchecked Sendable {
             log(.info, "connected to the MCP server \(serverName) at \(url)")
             return connection
         }
-        struct Authorized: Decodable { var path: String; var workspace: String }
-        let authorized: Authorized = try call.syscall("exec.authorize", ["program": settings.command])
+        struct Request: Encodable { var program: String; var sandbox: Bool }
+        struct Sandbox: Decodable { var plan: String; var summary: String; var notes: [String] }
+        struct Authorized: Decodable { var path: String; var workspace: String; var sandbox: Sandbox? }
+        let authorized: Authorized = try call.syscall("exec.authorize", Request(program: settings.command, sandbox: settings.sandbox))
+        if let sandbox = authorized.sandbox {
+            for note in sandbox.notes { log(note.contains("NOT available") ? .warn : .debug, "sandbox: \(note)") }
+        } else {
+            log(.warn, "the MCP server \(serverName) runs without a sandbox (settings.sandbox is false): it can do whatever this user can")
+        }
         var environment: [String: String] = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
         let host = ProcessInfo.processInfo.environment
         for name in ["HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"] { if let v = host[name] { environment[name] = v } }
@@ -176,11 +183,13 @@ final class MCPClient: @unchecked Sendable {
         let name = serverName
         let log = self.log
         let server = try ServerProcess.start(path: authorized.path, argv: [settings.command] + settings.args, environment: environment,
-                                             directory: authorized.workspace, serverName: name, generation: generation) { process in
+                                             directory: authorized.workspace, sandboxPlan: authorized.sandbox?.plan,
+                                             serverName: name, generation: generation) { process in
             process.log = { level, message in log(level, message) }
             process.onNotification = { [weak self] method, params in self?.notification(method, params) }
         }
-        log(.info, "started the MCP server \(name) (pid \(server.pid)): \(authorized.path) \(settings.args.joined(separator: " "))")
+        log(.info, "started the MCP server \(name) (pid \(server.pid)): \(authorized.path) \(settings.args.joined(separator: " "))"
+            + (authorized.sandbox.map { "; sandbox: \($0.summary)" } ?? "; no sandbox"))
         do {
             try handshake(server, call)
         } catch {

@@ -61,8 +61,11 @@ struct MCPSettings: Sendable {
     var startupTimeoutMs = 20_000
     /// Consecutive failed starts before the driver stops trying (until it is reloaded).
     var maxFailedStarts = 5
+    /// Start the server in the sandbox the kernel plans from this driver's grants. Off only
+    /// when the operator says so (`--config NAME.sandbox=false`).
+    var sandbox = true
 
-    static let keys = ["command", "args", "env", "url", "protocol", "startup_timeout_ms", "max_failed_starts"]
+    static let keys = ["command", "args", "env", "url", "protocol", "startup_timeout_ms", "max_failed_starts", "sandbox"]
     static let revisions = ["auto", "2026-07-28", "2025-11-25"]
 
     static func parse(_ json: String) throws(DriverError) -> MCPSettings {
@@ -77,7 +80,7 @@ struct MCPSettings: Sendable {
             guard let text = url.stringValue, text.hasPrefix("http://") || text.hasPrefix("https://") else {
                 throw .invalidArgument("settings.url: expected an http:// or https:// URL, got \(url.serialized())")
             }
-            for key in ["args", "env"] where object[key] != nil {
+            for key in ["args", "env", "sandbox"] where object[key] != nil {
                 throw .invalidArgument("settings.\(key): only for a server started with settings.command; a server at a URL runs elsewhere")
             }
             var settings = MCPSettings(command: "")
@@ -119,6 +122,10 @@ struct MCPSettings: Sendable {
         if let ms = object["startup_timeout_ms"] {
             guard let n = ms.int64Value, n >= 1, n <= 600_000 else { throw .invalidArgument("settings.startup_timeout_ms: expected an integer from 1 to 600000, got \(ms.serialized())") }
             settings.startupTimeoutMs = Int(n)
+        }
+        if let flag = object["sandbox"] {
+            guard case .bool(let on) = flag else { throw .invalidArgument("settings.sandbox: expected true or false, got \(flag.serialized())") }
+            settings.sandbox = on
         }
         if let n = object["max_failed_starts"] {
             guard let v = n.int64Value, v >= 1, v <= 1000 else { throw .invalidArgument("settings.max_failed_starts: expected an integer from 1 to 1000, got \(n.serialized())") }

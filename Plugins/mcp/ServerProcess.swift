@@ -4,7 +4,7 @@
 //
 // The child is started by a thread that then waits for it (PR_SET_PDEATHSIG fires when
 // the *thread* that forked exits, so that thread lives exactly as long as the child).
-import CMCPSpawn
+import CLLMOSSpawn
 import Foundation
 import LLMOSDriverSDK
 import LLMOSJSON
@@ -47,13 +47,15 @@ final class ServerProcess: @unchecked Sendable {
         self.generation = generation
     }
 
-    /// Starts `path` (the canonical path exec.authorize allowed) and its reader threads.
+    /// Starts `path` (the canonical path exec.authorize allowed) and its reader threads,
+    /// inside the sandbox `sandboxPlan` describes (the kernel's plan text; nil: none).
     static func start(path: String, argv: [String], environment: [String: String], directory: String,
-                      serverName: String, generation: Int,
+                      sandboxPlan: String?, serverName: String, generation: Int,
                       configure: (ServerProcess) -> Void) throws(DriverError) -> ServerProcess {
         final class Box: @unchecked Sendable {
             var result: (pid: pid_t, input: Int32, output: Int32, errors: Int32)?
             var errno: Int32 = 0
+            var error = ""
             var process: ServerProcess?
             let started = DispatchSemaphore(value: 0)
             let ready = DispatchSemaphore(value: 0)
@@ -63,18 +65,38 @@ final class ServerProcess: @unchecked Sendable {
         let thread = Thread {
             var cArgs = argv.map { strdup($0) } + [nil]
             var cEnv = env.map { strdup($0) } + [nil]
+            // The plan is parsed here, before the fork: the child only applies it.
+            let planText: UnsafeMutablePointer<CChar>? = sandboxPlan.flatMap { strdup($0) }
+            let spec = UnsafeMutablePointer<sandbox_spec>.allocate(capacity: 1)
+            spec.initialize(to: sandbox_spec())
+            if let planText { sandbox_spec_parse(spec, planText) }
             defer {
                 for p in cArgs { free(p) }
                 for p in cEnv { free(p) }
+                free(planText)
+                spec.deallocate()
             }
             var toChild: Int32 = -1, fromChild: Int32 = -1, errors: Int32 = -1
+            var message = [CChar](repeating: 0, count: 512)
             let pid = cArgs.withUnsafeMutableBufferPointer { a in
                 cEnv.withUnsafeMutableBufferPointer { e in
-                    llmos_mcp_spawn(path, a.baseAddress, e.baseAddress, directory, &toChild, &fromChild, &errors)
+                    path.withCString { cPath in
+                        directory.withCString { cDirectory in
+                            var request = llmos_spawn_request()
+                            request.size = MemoryLayout<llmos_spawn_request>.size
+                            request.path = cPath
+                            request.argv = UnsafePointer(a.baseAddress)
+                            request.envp = UnsafePointer(e.baseAddress)
+                            request.cwd = cDirectory
+                            request.sandbox = planText == nil ? nil : UnsafePointer(spec)
+                            return llmos_spawn_piped(&request, &toChild, &fromChild, &errors, &message, message.count)
+                        }
+                    }
                 }
             }
             if pid < 0 {
                 box.errno = -pid
+                box.error = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                 box.started.signal()
                 return
             }
@@ -90,7 +112,7 @@ final class ServerProcess: @unchecked Sendable {
         thread.start()
         box.started.wait()
         guard let started = box.result else {
-            throw .unavailable("\(serverName): cannot start the MCP server \(argv.first ?? path) (\(path)): \(String(cString: strerror(box.errno)))")
+            throw .unavailable("\(serverName): cannot start the MCP server \(argv.first ?? path) (\(path)): \(box.error.isEmpty ? String(cString: strerror(box.errno)) : box.error)")
         }
         let process = ServerProcess(pid: started.pid, input: started.input, serverName: serverName, generation: generation)
         configure(process)

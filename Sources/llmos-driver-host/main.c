@@ -15,7 +15,7 @@
 #include <llmos/llmos.h>
 #include <llmos/llmos_json.h>
 #include "CLLMOSIsolation.h"
-#include "sandbox.h"
+#include "llmos_sandbox.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -191,27 +191,7 @@ static int parse_setup(char *text, setup *s) {
         else if (!strcmp(key, "config")) s->config = value;
         else if (!strcmp(key, "max_output")) max_output = strtoull(value, NULL, 10);
         else if (!strcmp(key, "spin_ns")) s->spin_ns = strtoull(value, NULL, 10);
-        else if (!strcmp(key, "landlock")) sb->landlock = atoi(value);
-        else if (!strcmp(key, "seccomp")) sb->seccomp = atoi(value);
-        else if (!strcmp(key, "allow_exec")) sb->allow_exec = atoi(value);
-        else if (!strcmp(key, "net")) sb->net_mode = !strcmp(value, "any") ? 2 : !strcmp(value, "ports") ? 1 : 0;
-        else if (!strcmp(key, "port") && sb->port_count < SANDBOX_MAX_PORTS) sb->ports[sb->port_count++] = (uint16_t)atoi(value);
-        else if (!strcmp(key, "memory_mb")) sb->memory_mb = strtoull(value, NULL, 10);
-        else if (!strcmp(key, "open_files")) sb->open_files = strtoull(value, NULL, 10);
-        else if (!strcmp(key, "file_size_mb")) sb->file_size_mb = strtoull(value, NULL, 10);
-        else if (!strcmp(key, "processes")) sb->processes = strtoull(value, NULL, 10);
-        else if (sb->path_count < SANDBOX_MAX_PATHS) {
-            enum sandbox_access access;
-            if (!strcmp(key, "read")) access = ACCESS_READ;
-            else if (!strcmp(key, "write")) access = ACCESS_WRITE;
-            else if (!strcmp(key, "exec")) access = ACCESS_EXEC;
-            else if (!strcmp(key, "lib")) access = ACCESS_LIB;
-            else if (!strcmp(key, "device")) access = ACCESS_DEVICE;
-            else continue;
-            sb->paths[sb->path_count].path = value;
-            sb->paths[sb->path_count].access = access;
-            sb->path_count++;
-        }
+        else sandbox_spec_set(sb, key, value);
     }
     return s->library && s->entry && s->name;
 }

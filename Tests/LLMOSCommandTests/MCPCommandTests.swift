@@ -34,12 +34,14 @@ struct MCPCommandTests {
             library: {path: libllmos_mcp.so, name: mcp}
             threading: concurrent
             tools: discovered
-            capabilities: {exec: "\(interpreter)"}
+            capabilities: {exec: "\(interpreter)", fs.read: ["\(LLMOS.repoRoot)/Tests/Fixtures/mcp/**", "\(dir)/**"]}
             settings:
               command: "\(python)"
               args: ["\(LLMOS.repoRoot)/Tests/Fixtures/mcp/fixture_server.py", "--state", "\(state)"]
             """.write(toFile: dir + "/fixture.yaml", atomically: true, encoding: .utf8)
-        let host = ["--no-audit-log", "--drivers", dir, "--allow", "exec=\(interpreter)"]
+        // The server runs in its sandbox: it reads its script and its state file by grant.
+        let host = ["--no-audit-log", "--drivers", dir, "--allow", "exec=\(interpreter)",
+                    "--allow", "fs.read=\(LLMOS.repoRoot)/Tests/Fixtures/mcp/**", "--allow", "fs.read=\(dir)/**"]
 
         let first = try llmos.run(["call"] + host + ["fixture.echo", #"{"text": "hi"}"#])
         #expect(first.status == 0, "\(first.stderr)")

@@ -41,7 +41,13 @@ enum MCPVenv {
 
 /// One MCP fixture server mounted as a driver: its manifest in a folder of its own, with
 /// the state file the fixture reads at start and the file it records its starts in.
+/// The server runs in its sandbox, so the manifest asks for (and `mcpKernel` grants) read
+/// access to the fixture scripts and read-write access to the mounts' folder.
 struct MCPMount {
+    /// Every mount's folder is under this one: one Landlock tree for all of them.
+    static let root = NSTemporaryDirectory() + "llmos-mcp-mounts"
+    static let fixtures = Paths.repoRoot + "/Tests/Fixtures/mcp"
+
     let directory: String
     let manifest: String
     var state: String { directory + "/state.json" }
@@ -51,7 +57,8 @@ struct MCPMount {
     init(name: String = "fixture", protocolRevision: String = "2025-11-25", timeoutMs: Int = 60_000,
          extraArgs: [String] = [], command: String? = nil, args: [String]? = nil) throws {
         python = try MCPVenv.python.get()
-        directory = Paths.temporaryDirectory("mcp")
+        directory = Self.root + "/" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         manifest = directory + "/\(name).yaml"
         let script = Paths.repoRoot + "/Tests/Fixtures/mcp/fixture_server.py"
         let arguments = args ?? [script, "--state", directory + "/state.json", "--starts", directory + "/starts.txt"] + extraArgs
@@ -69,6 +76,8 @@ struct MCPMount {
             limits: {timeout_ms: \(timeoutMs)}
             capabilities:
               exec: "\(MCPVenv.interpreter)"
+              fs.read: ["\(Self.fixtures)/**", "\(Self.root)/**"]
+              fs.write: ["\(Self.root)/**"]
             settings:
               command: "\(command ?? python)"
               args: [\(quoted)]
@@ -90,7 +99,10 @@ struct MCPMount {
 /// `tool.call` unless `toolCall` is false; `store` keeps approvals across kernels.
 func mcpKernel(store: any KeyValueStore = InMemoryKeyValueStore(), log: MemoryLogSink = MemoryLogSink(),
                toolCall: Bool = true, extra: [PolicyRule] = []) throws -> Kernel {
-    var rules = [try PolicyParser.rule(fromFlag: "exec=\(MCPVenv.interpreter)", action: .allow)]
+    var rules = [try PolicyParser.rule(fromFlag: "exec=\(MCPVenv.interpreter)", action: .allow),
+                 try PolicyParser.rule(fromFlag: "fs.read=\(MCPMount.fixtures)/**", action: .allow),
+                 try PolicyParser.rule(fromFlag: "fs.read=\(MCPMount.root)/**", action: .allow),
+                 try PolicyParser.rule(fromFlag: "fs.write=\(MCPMount.root)/**", action: .allow)]
     if toolCall { rules.append(try PolicyParser.rule(fromFlag: "tool.call=*", action: .allow)) }
     return makeKernel(log: log) { c in
         c.keyValueStore = store

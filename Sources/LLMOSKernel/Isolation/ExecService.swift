@@ -4,7 +4,7 @@ import LLMOSJSON
 /// The `exec.authorize` system call: before a driver starts a program (the shell and
 /// python drivers), the kernel names exactly what would run and decides whether it may.
 ///
-/// `exec.authorize {program}` → `{path, workspace}`:
+/// `exec.authorize {program, sandbox?}` → `{path, workspace, sandbox?}`:
 /// - a `program` with a `/` is a path, taken from the workspace when relative; a bare
 ///   name is looked up in a fixed list of directories (`searchPath`), never the host's
 ///   `PATH`, which a driver or the environment could have changed;
@@ -18,6 +18,9 @@ import LLMOSJSON
 /// refuses execve without an exec grant and Landlock executes only the granted files —
 /// which also covers a file swapped in after this check.
 ///
+/// With `sandbox: true` the answer also carries the sandbox to start the program in
+/// (`{plan, summary, notes}`, `ProgramSandbox.swift`), built from the same grants.
+///
 /// Refused: `.invalidArgument` for a bad request, `.notFound` for no such program,
 /// `.permissionDenied` (naming the canonical path and the rule) when not granted.
 public enum ExecService {
@@ -26,8 +29,11 @@ public enum ExecService {
 
     public static func authorize(_ request: JSONValue, workspace: String, authorize: (AccessRequest) -> Decision,
                                  driver: String, tool: String?) throws(LLMOSError) -> JSONValue {
-        let fields = try HostRequestFields(request, "exec.authorize", allowed: ["program"])
+        let fields = try HostRequestFields(request, "exec.authorize", allowed: ["program", "sandbox"])
         let program = try fields.string("program")
+        if let sandbox = request["sandbox"], sandbox != .bool(true), sandbox != .bool(false) {
+            throw LLMOSError(.invalidArgument, "exec.authorize: sandbox: expected true or false, got \(sandbox.serialized())")
+        }
         do { try PathCanonicalizer.validate(program) } catch {
             throw LLMOSError(.invalidArgument, "exec.authorize: program: \(error.message)")
         }

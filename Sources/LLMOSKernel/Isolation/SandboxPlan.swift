@@ -244,29 +244,19 @@ public struct SandboxPlan: Sendable, Equatable {
 
     // MARK: The wire form
 
-    /// The SETUP frame: a line per setting, "key<TAB>value" (paths with a tab or a
-    /// newline cannot be written and are left out, with a note).
+    /// The SETUP frame: the driver's own settings, then the plan (`specText`).
     func setupText(library: String, entry: String, name: String, config: String,
                    maxOutputBytes: Int, spinNs: UInt64) -> String {
-        var lines = ["library\t\(library)", "entry\t\(entry)", "name\t\(name)", "config\t\(config)",
-                     "max_output\t\(maxOutputBytes)", "spin_ns\t\(spinNs)",
-                     "landlock\t\(landlock ? 1 : 0)", "seccomp\t\(seccomp ? 1 : 0)", "allow_exec\t\(allowsExec ? 1 : 0)",
-                     "memory_mb\t\(memoryMB)", "open_files\t\(openFiles)", "file_size_mb\t\(fileSizeMB)", "processes\t\(processes)"]
-        switch network {
-        case .none: lines.append("net\tnone")
-        case .any: lines.append("net\tany")
-        case .ports(let ports):
-            lines.append("net\tports")
-            lines += ports.map { "port\t\($0)" }
-        }
-        for (path, access) in paths where !path.contains("\t") && !path.contains("\n") {
-            lines.append("\(access.rawValue)\t\(path)")
-        }
-        return lines.joined(separator: "\n") + "\n"
+        let lines = ["library\t\(library)", "entry\t\(entry)", "name\t\(name)", "config\t\(config)",
+                     "max_output\t\(maxOutputBytes)", "spin_ns\t\(spinNs)"]
+        return lines.joined(separator: "\n") + "\n" + specText
     }
 
     /// One line a person reads: what the sandbox lets the driver do.
-    public var summary: String {
+    public var summary: String { describe(environment: true) }
+
+    /// The summary; without the environment for a program, whose environment its driver sets.
+    func describe(environment showsEnvironment: Bool) -> String {
         func list(_ access: Access) -> String {
             let items = paths.filter { $0.access == access }.map(\.path)
             return items.isEmpty ? "nothing" : items.joined(separator: ", ")
@@ -278,7 +268,7 @@ public struct SandboxPlan: Sendable, Equatable {
         case .ports(let p): net = "TCP connect to port\(p.count > 1 ? "s" : "") " + p.map(String.init).joined(separator: ", ")
         }
         return "read \(list(.read)); write \(list(.write)); exec \(allowsExec ? list(.exec) : "refused"); \(net); "
-            + "env \(environment.isEmpty ? "empty" : environment.keys.sorted().joined(separator: ", ")); "
+            + (showsEnvironment ? "env \(environment.isEmpty ? "empty" : environment.keys.sorted().joined(separator: ", ")); " : "")
             + "memory \(memoryMB) MB, \(openFiles) open files, files up to \(fileSizeMB) MB"
             + (landlock ? "" : "; NO Landlock") + (seccomp ? "" : "; NO seccomp")
     }

@@ -23,6 +23,8 @@ public struct IsolationSettings: Sendable {
     /// Defaults for the sandbox's rlimits (`limits.memory_mb` overrides the first).
     public var defaultMemoryMB = 1024
     public var openFiles = 64
+    /// A program a driver starts (an interpreter with its modules, sockets) needs more.
+    public var programOpenFiles = 1024
     public var fileSizeMB = 64
     public var processes = 64
     /// How long either side spins for the other's answer before it blocks.

@@ -79,7 +79,12 @@ struct SyscallTable {
         "tools.publish": { t, c, r throws(LLMOSError) in encode(try t.kernel.publishTools(c.pointee.tool.driver, r).json) },
         // Before a driver starts a program: the canonical path, checked as exec (Isolation/ExecService.swift).
         "exec.authorize": { t, c, r throws(LLMOSError) in
-            encode(try ExecService.authorize(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName))
+            var answer = try ExecService.authorize(r, workspace: t.workspace, authorize: t.authorizer(c), driver: c.pointee.tool.driver.name, tool: c.pointee.tool.qualifiedName)
+            if r["sandbox"] == .bool(true), case .object(var fields) = answer, let path = fields["path"]?.stringValue {
+                fields["sandbox"] = try t.programSandbox(c, path: path, given: r["program"]?.stringValue ?? path)
+                answer = .object(fields)
+            }
+            return encode(answer)
         },
     ]
 

@@ -1,7 +1,7 @@
 /* See sandbox.h. Constants are spelled out here because Debian 12's headers
  * predate Landlock ABI 4-7; the values are fixed by the kernel ABI. */
 #define _GNU_SOURCE
-#include "sandbox.h"
+#include "llmos_sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -58,6 +59,49 @@ struct ll_net_port { uint64_t allowed_access; uint64_t port; };
 
 #define APPEND(...) do { size_t used_ = strlen(report); \
     if (used_ < report_cap) snprintf(report + used_, report_cap - used_, __VA_ARGS__); } while (0)
+
+int sandbox_spec_set(sandbox_spec *sb, const char *key, const char *value) {
+    if (!strcmp(key, "landlock")) sb->landlock = atoi(value);
+    else if (!strcmp(key, "seccomp")) sb->seccomp = atoi(value);
+    else if (!strcmp(key, "allow_exec")) sb->allow_exec = atoi(value);
+    else if (!strcmp(key, "net")) sb->net_mode = !strcmp(value, "any") ? 2 : !strcmp(value, "ports") ? 1 : 0;
+    else if (!strcmp(key, "port")) {
+        if (sb->port_count < SANDBOX_MAX_PORTS) sb->ports[sb->port_count++] = (uint16_t)atoi(value);
+        else sb->dropped++;
+    }
+    else if (!strcmp(key, "memory_mb")) sb->memory_mb = strtoull(value, NULL, 10);
+    else if (!strcmp(key, "open_files")) sb->open_files = strtoull(value, NULL, 10);
+    else if (!strcmp(key, "file_size_mb")) sb->file_size_mb = strtoull(value, NULL, 10);
+    else if (!strcmp(key, "processes")) sb->processes = strtoull(value, NULL, 10);
+    else {
+        enum sandbox_access access;
+        if (!strcmp(key, "read")) access = ACCESS_READ;
+        else if (!strcmp(key, "write")) access = ACCESS_WRITE;
+        else if (!strcmp(key, "exec")) access = ACCESS_EXEC;
+        else if (!strcmp(key, "lib")) access = ACCESS_LIB;
+        else if (!strcmp(key, "device")) access = ACCESS_DEVICE;
+        else return 0;
+        if (sb->path_count >= SANDBOX_MAX_PATHS) { sb->dropped++; return 1; }
+        sb->paths[sb->path_count].path = value;
+        sb->paths[sb->path_count].access = access;
+        sb->path_count++;
+    }
+    return 1;
+}
+
+void sandbox_spec_parse(sandbox_spec *spec, char *text) {
+    char *line = text;
+    while (line && *line) {
+        char *end = strchr(line, '\n');
+        if (end) *end = 0;
+        char *tab = strchr(line, '\t');
+        if (tab) {
+            *tab = 0;
+            sandbox_spec_set(spec, line, tab + 1);
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
 
 int sandbox_landlock_abi(const char **why) {
     long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
