@@ -51,7 +51,7 @@ test: deps models $(MCP_VENV)/.installed
 # environment of its own: the isolation and MCP benchmarks, `llmos serve --mcp`'s tests,
 # and the mcp driver's tests, which mount real MCP servers from PyPI.
 $(MCP_VENV)/.installed: Benchmarks/mcp-reference/requirements.txt
-	@echo "==> python venv with the MCP SDK and mcp-server-time ($(MCP_VENV))"
+	@echo "==> python venv with the MCP SDK and the reference servers time, git and fetch ($(MCP_VENV))"
 	python3 -m venv $(MCP_VENV)
 	$(MCP_VENV)/bin/pip install --progress-bar on -q -r Benchmarks/mcp-reference/requirements.txt
 	@touch $@

@@ -17,7 +17,9 @@ enum MCPVenv {
     static let python: Result<String, Fixtures.FixtureError> = {
         let python = directory + "/bin/python"
         let requirements = Paths.repoRoot + "/Benchmarks/mcp-reference/requirements.txt"
-        if FileManager.default.fileExists(atPath: directory + "/bin/mcp-server-time") { return .success(python) }
+        if ["mcp-server-time", "mcp-server-git", "mcp-server-fetch"].allSatisfy({ FileManager.default.fileExists(atPath: directory + "/bin/" + $0) }) {
+            return .success(python)
+        }
         do {
             if !FileManager.default.fileExists(atPath: python) {
                 guard try run("/usr/bin/env", ["python3", "-m", "venv", directory]).status == 0 else {
@@ -54,8 +56,11 @@ struct MCPMount {
     var starts: String { directory + "/starts.txt" }
     let python: String
 
+    /// `exec` replaces the manifest's exec request (the interpreter); `capabilities` and
+    /// `settings` are extra YAML lines for those mappings.
     init(name: String = "fixture", protocolRevision: String = "2025-11-25", timeoutMs: Int = 60_000,
-         extraArgs: [String] = [], command: String? = nil, args: [String]? = nil) throws {
+         extraArgs: [String] = [], command: String? = nil, args: [String]? = nil,
+         exec: [String]? = nil, capabilities: [String] = [], settings: [String] = []) throws {
         python = try MCPVenv.python.get()
         directory = Self.root + "/" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -75,13 +80,14 @@ struct MCPMount {
             tools: discovered
             limits: {timeout_ms: \(timeoutMs)}
             capabilities:
-              exec: "\(MCPVenv.interpreter)"
+              exec: [\((exec ?? [MCPVenv.interpreter]).map { "\"\($0)\"" }.joined(separator: ", "))]
               fs.read: ["\(Self.fixtures)/**", "\(Self.root)/**"]
               fs.write: ["\(Self.root)/**"]
-            settings:
+            \(capabilities.map { "  " + $0 + "\n" }.joined())settings:
               command: "\(command ?? python)"
               args: [\(quoted)]
               protocol: "\(protocolRevision)"
+            \(settings.map { "  " + $0 + "\n" }.joined())
             """.write(toFile: manifest, atomically: true, encoding: .utf8)
     }
 
@@ -227,12 +233,10 @@ struct MCPDriverTests {
     func referenceTimeServer() throws {
         let python = try MCPVenv.python.get()
         let bin = (python as NSString).deletingLastPathComponent
-        let mount = try MCPMount(name: "time", protocolRevision: "2026-07-28", command: bin + "/mcp-server-time", args: ["--local-timezone", "UTC"])
-        // The console script runs under the venv's python: grant exec on the script itself too.
+        // The console script runs under the venv's python: grant exec on the script itself.
+        let mount = try MCPMount(name: "time", protocolRevision: "2026-07-28", command: bin + "/mcp-server-time", args: ["--local-timezone", "UTC"],
+                                 exec: [bin + "/mcp-server-time"])
         let kernel = try mcpKernel(extra: [try PolicyParser.rule(fromFlag: "exec=\(bin)/mcp-server-time", action: .allow)])
-        var text = try String(contentsOfFile: mount.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "exec: \"\(MCPVenv.interpreter)\"", with: "exec: [\"\(MCPVenv.interpreter)\", \"\(bin)/mcp-server-time\"]")
-        try text.write(toFile: mount.manifest, atomically: true, encoding: .utf8)
         let info = try kernel.load(manifestAt: mount.manifest)
         #expect(info.tools.contains("time.get_current_time"))
         #expect(info.tools.contains("time.convert_time"))

@@ -11,7 +11,9 @@ tests: its tool list can change between runs and during one, and it misbehaves o
 
 Tools: echo, add, getenv, pid, sleep (seconds), crash (exits at once, after a line on stderr),
 corrupt (writes a non-JSON line on stdout), add_tool (registers a tool `extra_NAME` and
-sends notifications/tools/list_changed).
+sends notifications/tools/list_changed); read_file, write_file and connect (a TCP connect to
+127.0.0.1:PORT) do what a server could do behind its tools' backs: the sandbox tests see
+which the operating system refuses.
 """
 import argparse
 import asyncio
@@ -20,6 +22,7 @@ import os
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--state")
@@ -102,6 +105,41 @@ def corrupt() -> str:
         if fd > 2 and (st.st_dev, st.st_ino) == (WIRE.st_dev, WIRE.st_ino):
             os.write(fd, b"debug: oops, printed to stdout\n")
     return "corrupted"
+
+
+def reported(action):
+    """Run `action`; an OSError becomes the tool's error with its errno text (the SDK
+    shows a client only `Error executing tool` for other exceptions)."""
+    try:
+        return action()
+    except OSError as error:
+        raise ToolError(f"{type(error).__name__}: {error}") from error
+
+
+@server.tool()
+def read_file(path: str) -> str:
+    """Read a file."""
+    return reported(lambda: open(path).read())
+
+
+@server.tool()
+def write_file(path: str, text: str) -> str:
+    """Write a file."""
+    def write():
+        with open(path, "w") as f:
+            f.write(text)
+        return "written"
+    return reported(write)
+
+
+@server.tool()
+def connect(port: int) -> str:
+    """Open a TCP connection to 127.0.0.1:PORT and close it."""
+    import socket
+    def attempt():
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return "connected"
+    return reported(attempt)
 
 
 @server.tool()
