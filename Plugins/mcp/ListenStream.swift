@@ -128,14 +128,15 @@ final class ListenStream: @unchecked Sendable {
         onEnd(why)
     }
 
+    /// Records the end (the first reason wins); false when it was over already.
     private func markEnded(_ why: String) -> Bool {
-        let was = lock.withLock { () -> State in
-            defer { if case .ended = state {} else { state = .ended(why) } }
-            return state
+        let first = lock.withLock { () -> Bool in
+            if case .ended = state { return false }
+            state = .ended(why)
+            return true
         }
-        if case .ended = was { return false }
-        settled.signal()
-        return true
+        if first { settled.signal() }
+        return first
     }
 
     private func cancelAtServer(_ reason: String) {

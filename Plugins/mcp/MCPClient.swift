@@ -316,8 +316,11 @@ final class MCPClient: @unchecked Sendable {
         }
         guard stream.waitUntilSettled(limitMs: settings.startupTimeoutMs, isCancelled: { call.isCancelled }) else {
             stream.close(reason: "not acknowledged in time")
-            log(.warn, "\(name): the MCP server did not acknowledge subscriptions/listen within \(settings.startupTimeoutMs) ms (settings.startup_timeout_ms); listing its tools again at the start of each call instead")
             setWatch(.relistEachCall)
+            // A server that died meanwhile fails the start at its tools/list, saying how it ended.
+            if process.isAlive && !call.isCancelled {
+                log(.warn, "\(name): the MCP server did not acknowledge subscriptions/listen within \(settings.startupTimeoutMs) ms (settings.startup_timeout_ms); listing its tools again at the start of each call instead")
+            }
             return
         }
         if stream.current == .open {

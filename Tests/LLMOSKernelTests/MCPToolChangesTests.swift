@@ -173,6 +173,23 @@ struct MCPToolChangesTests {
         #expect(mount.startPIDs.count == 1)
     }
 
+    @Test("a server that closes its listen stream: logged, and the tools are listed again at each call until a restart")
+    func listenClosedByServer() throws {
+        let listens = ListenRecord()
+        let mount = try MCPMount(protocolRevision: "2026-07-28", extraArgs: ["--listens", listens.path])
+        let log = MemoryLogSink()
+        let kernel = try mcpKernel(log: log)
+        try kernel.load(manifestAt: mount.manifest)
+        _ = try kernel.call("fixture.end_listens", input: "{}")
+        _ = try kernel.call("fixture.add_tool", input: #"{"name": "one"}"#)
+        _ = try kernel.call("fixture.pid", input: "{}")
+        #expect(kernel.tool(named: "fixture.extra_one") != nil)
+        #expect(listens.lines == ["open listen-1", "close listen-1"])
+        let said = warnings(log).joined(separator: "\n")
+        #expect(said.contains("the server closed it"), "\(said)")
+        #expect(mount.startPIDs.count == 1)
+    }
+
     @Test("2025-11-25 over stdio still needs no stream: list_changed on the pipe")
     func handshakeNeedsNoStream() throws {
         let listens = ListenRecord()

@@ -16,7 +16,8 @@ tests: its tool list can change between runs and during one, and it misbehaves o
 
 Tools: echo, add, getenv, pid, sleep (seconds), crash (exits at once, after a line on stderr),
 corrupt (writes a non-JSON line on stdout), add_tool (registers a tool `extra_NAME`),
-change_echo (gives echo a new description); the last two report the change as the
+change_echo (gives echo a new description), end_listens (closes the listen streams, as a
+server going away gracefully does); add_tool and change_echo report the change as the
 revision in use does: notifications/tools/list_changed on the session (2025-11-25), an
 event on the subscriptions/listen streams (2026-07-28).
 """
@@ -166,6 +167,14 @@ class RecordedListen(ListenHandler):
             return await super().__call__(ctx, params)
         finally:
             record_listen(f"close {ctx.request_id}")
+
+
+@server.tool()
+def end_listens() -> str:
+    """End every open subscriptions/listen stream gracefully (the SDK's ListenHandler.close)."""
+    if isinstance(listen, ListenHandler):
+        listen.close()
+    return "ended"
 
 
 async def refuse_listen(ctx, params):
