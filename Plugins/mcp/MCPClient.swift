@@ -79,6 +79,17 @@ final class MCPClient: @unchecked Sendable {
     private var serverReportsToolChanges = false
     private var watch = ToolChangeWatch.none
     private var listens = 0
+    /// Until when the last tools/list is fresh by the server's own cache hint (2026-07-28
+    /// `ttlMs`, at most `maxListingTTLMs`): the listing at each call is skipped until then.
+    private var listingFreshUntil: ContinuousClock.Instant?
+    static let maxListingTTLMs = 300_000
+
+    /// Whether the next call must list the tools first (under `lock`).
+    private var needsListing: Bool {
+        if stale { return true }
+        guard watch.relists else { return false }
+        return listingFreshUntil.map { ContinuousClock.now >= $0 } ?? true
+    }
 
     init(settings: MCPSettings, log: @escaping @Sendable (LogLevel, String) -> Void) {
         self.settings = settings
@@ -151,12 +162,12 @@ final class MCPClient: @unchecked Sendable {
     /// The running server (started first when needed) and, when this call published the
     /// tools, what the kernel held back (tool → reason).
     private func ensureServer(_ call: CallContext, publish: Bool) throws -> (any MCPConnection, [String: String]?) {
-        if let running = lock.withLock({ process?.isAlive == true && !stale && !watch.relists ? process : nil }) { return (running, nil) }
+        if let running = lock.withLock({ process?.isAlive == true && !needsListing ? process : nil }) { return (running, nil) }
         startLock.lock()
         defer { startLock.unlock() }
         if let running = lock.withLock({ process?.isAlive == true ? process : nil }) {
-            let (isStale, relists) = lock.withLock { (stale, watch.relists) }
-            if publish && (isStale || relists) { return (running, try refreshTools(running, call, onlyIfChanged: !isStale)) }
+            let (isStale, relist) = lock.withLock { (stale, needsListing) }
+            if publish && relist { return (running, try refreshTools(running, call, onlyIfChanged: !isStale)) }
             return (running, nil)
         }
         if serverName == "mcp", let me = try? call.syscall("agent.self", "{}"),
@@ -416,9 +427,11 @@ final class MCPClient: @unchecked Sendable {
     private func listTools(_ server: any MCPConnection, _ call: CallContext) throws -> [MCPTool] {
         var raw: [JSONValue] = []
         var cursor: String?
+        var ttlMs = Int64(Self.maxListingTTLMs)
         for _ in 0..<100 {
             let params: JSONValue = cursor.map { ["cursor": .string($0)] } ?? .object([:])
             let result = try request(server, "tools/list", params, call, waitLimitMs: settings.startupTimeoutMs, onTimeout: "tools/list")
+            ttlMs = min(ttlMs, max(0, result["ttlMs"]?.int64Value ?? 0))
             guard let page = result["tools"]?.arrayValue else {
                 throw DriverError.invalidOutput("\(serverName): the MCP server's tools/list result has no tools list: \(ServerProcess.quote(result.serialized()))")
             }
@@ -426,6 +439,9 @@ final class MCPClient: @unchecked Sendable {
             guard let next = result["nextCursor"]?.stringValue, !next.isEmpty else { break }
             cursor = next
         }
+        // The least fresh page decides; no hint (2025-11-25) or 0 means "list again each time".
+        let fresh = ttlMs > 0 ? ContinuousClock.now.advanced(by: .milliseconds(ttlMs)) : nil
+        lock.withLock { listingFreshUntil = fresh }
         return Self.mapTools(raw, server: serverName, log: log)
     }
 

@@ -229,4 +229,19 @@ struct MCPToolChangesTests {
             #expect(listens.lines.isEmpty, "\(revision): no listen stream is opened over HTTP")
         }
     }
+
+    @Test("streamable HTTP, 2026-07-28: a tools/list the server says is fresh (ttlMs) is not repeated at each call")
+    func listingFreshByCacheHint() throws {
+        // Ten minutes of freshness: longer than this test runs, so no listing is repeated.
+        let server = try MCPHTTPFixture(extraArgs: ["--tools-ttl-ms", "600000"])
+        let kernel = try mcpHTTPKernel()
+        try kernel.load(manifestAt: try mcpHTTPMount(name: "web_cached", url: server.url, revision: "2026-07-28"))
+        _ = try kernel.call("web_cached.add_tool", input: #"{"name": "one"}"#)
+        _ = try kernel.call("web_cached.add", input: #"{"a": 1, "b": 2}"#)
+        #expect(kernel.tool(named: "web_cached.extra_one") == nil, "the listing from the load is still fresh, by the server's word")
+        // Asked for explicitly (llmos drivers approve), the tools are listed whatever the hint.
+        let report = try kernel.approveTools("web_cached")
+        #expect(report.added.contains("web_cached.extra_one") || report.offered.contains("web_cached.extra_one"), "\(report.json.serialized())")
+        #expect(kernel.tool(named: "web_cached.extra_one") != nil)
+    }
 }

@@ -13,6 +13,7 @@ tests: its tool list can change between runs and during one, and it misbehaves o
                (2026-07-28) open and end
 --listen-error answer subscriptions/listen with an error (still advertising listChanged)
 --listen-malformed acknowledge subscriptions/listen with a malformed filter, then hold it open
+--tools-ttl-ms N  the cache hint on tools/list results (2026-07-28 ttlMs; default 0: stale at once)
 
 Tools: echo, add, getenv, pid, sleep (seconds), crash (exits at once, after a line on stderr),
 corrupt (writes a non-JSON line on stdout), add_tool (registers a tool `extra_NAME`),
@@ -29,6 +30,7 @@ import sys
 
 import anyio
 import mcp_types
+from mcp.server.caching import CacheHint
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import ListenHandler
@@ -39,6 +41,7 @@ parser.add_argument("--state")
 parser.add_argument("--garbage", action="store_true")
 parser.add_argument("--starts")
 parser.add_argument("--listens")
+parser.add_argument("--tools-ttl-ms", type=int, default=0)
 parser.add_argument("--listen-error", action="store_true")
 parser.add_argument("--listen-malformed", action="store_true")
 parser.add_argument("--http", action="store_true", help="serve streamable HTTP on a free loopback port; print {\"port\": N}; exit when stdin closes")
@@ -58,7 +61,7 @@ if options.garbage:
 # print() cannot corrupt the stream): corrupt() writes there on purpose.
 WIRE = os.fstat(1)
 
-server = MCPServer("llmos-mcp-fixture")
+server = MCPServer("llmos-mcp-fixture", cache_hints={"tools/list": CacheHint(ttl_ms=options.tools_ttl_ms)})
 
 
 def echo(text: str, loud: bool = False) -> str:
