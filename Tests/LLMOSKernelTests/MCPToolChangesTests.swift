@@ -5,9 +5,14 @@ import Testing
 @testable import LLMOSKernel
 
 /// A file the fixture records its subscriptions/listen streams in (`--listens`): "open ID"
-/// and "close ID" lines.
+/// and "close ID" lines. Under the mounts' folder, which the sandboxed server may write.
 struct ListenRecord {
-    let path = Paths.temporaryDirectory("mcp-listens") + "/listens.txt"
+    let path: String
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: MCPMount.root, withIntermediateDirectories: true)
+        path = MCPMount.root + "/listens-\(UUID().uuidString.prefix(8)).txt"
+    }
 
     var lines: [String] {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
@@ -58,7 +63,7 @@ func warnings(_ log: MemoryLogSink) -> [String] {
 struct MCPToolChangesTests {
     @Test("2026-07-28 over stdio: a subscriptions/listen stream reports changes; a new tool appears, a changed one is held back")
     func listenOverStdio() throws {
-        let listens = ListenRecord()
+        let listens = try ListenRecord()
         let mount = try MCPMount(protocolRevision: "2026-07-28", extraArgs: ["--listens", listens.path])
         let log = MemoryLogSink()
         let kernel = try mcpKernel(log: log)
@@ -89,7 +94,7 @@ struct MCPToolChangesTests {
 
     @Test("the listen stream is no call in flight: a call that times out beside it leaves the server and the stream alone")
     func listenIsNotACall() throws {
-        let listens = ListenRecord()
+        let listens = try ListenRecord()
         let mount = try MCPMount(protocolRevision: "2026-07-28", extraArgs: ["--listens", listens.path])
         let kernel = try mcpKernel()
         try kernel.load(manifestAt: mount.manifest)
@@ -108,7 +113,7 @@ struct MCPToolChangesTests {
 
     @Test("the listen stream is opened again after the server is killed and restarted; none is left after unload")
     func listenAfterRestart() throws {
-        let listens = ListenRecord()
+        let listens = try ListenRecord()
         let mount = try MCPMount(protocolRevision: "2026-07-28", extraArgs: ["--listens", listens.path])
         let kernel = try mcpKernel()
         try kernel.load(manifestAt: mount.manifest)
@@ -175,7 +180,7 @@ struct MCPToolChangesTests {
 
     @Test("a server that closes its listen stream: logged, and the tools are listed again at each call until a restart")
     func listenClosedByServer() throws {
-        let listens = ListenRecord()
+        let listens = try ListenRecord()
         let mount = try MCPMount(protocolRevision: "2026-07-28", extraArgs: ["--listens", listens.path])
         let log = MemoryLogSink()
         let kernel = try mcpKernel(log: log)
@@ -192,7 +197,7 @@ struct MCPToolChangesTests {
 
     @Test("2025-11-25 over stdio still needs no stream: list_changed on the pipe")
     func handshakeNeedsNoStream() throws {
-        let listens = ListenRecord()
+        let listens = try ListenRecord()
         let mount = try MCPMount(protocolRevision: "2025-11-25", extraArgs: ["--listens", listens.path])
         let kernel = try mcpKernel()
         try kernel.load(manifestAt: mount.manifest)
@@ -204,7 +209,7 @@ struct MCPToolChangesTests {
     @Test("streamable HTTP, both revisions: no stream is held between calls; the tools are listed at each call, changes followed")
     func changesOverHTTP() throws {
         for revision in ["2025-11-25", "2026-07-28"] {
-            let listens = ListenRecord()
+            let listens = try ListenRecord()
             let server = try MCPHTTPFixture(extraArgs: ["--listens", listens.path])
             let name = revision == "2025-11-25" ? "web_legacy" : "web_modern"
             let kernel = try mcpHTTPKernel()
