@@ -3,8 +3,16 @@
 // every hop and on the address connected, and audited). The answer is either one JSON
 // message or a server-sent event stream that carries notifications and then the response.
 //
-// No standing GET stream: nothing runs between calls (a driver reaches the network only
-// inside a call). Sessions (2025-11-25): the Mcp-Session-Id of the initialize answer is
+// No standing stream, on either revision: not the 2025-11-25 GET stream of the session,
+// not a 2026-07-28 subscriptions/listen POST. The kernel lends a driver the network only
+// inside a call: a syscall needs the call it is made for (its grants, its audit record, its
+// deadline), and a net.stream belongs to the call that opened it and is closed when that
+// call returns. A stream held between calls would have no call to be checked against,
+// audited for or cancelled with. So a server that says its tools can change
+// (capabilities.tools.listChanged) has them listed again at the start of each call (one
+// tools/list POST; published only when they differ): never stale when a call runs, at the
+// price of a round trip. A list_changed inside a call's own event stream is honoured too.
+// Sessions (2025-11-25): the Mcp-Session-Id of the initialize answer is
 // sent on every later request, and a 404 for it means the session is gone (a new one is
 // made at the next call). 2026-07-28: no session; MCP-Protocol-Version, Mcp-Method and
 // Mcp-Name headers mirror the body, as the revision requires.

@@ -15,6 +15,30 @@ struct MCPTool: Sendable {
     var definition: JSONValue
 }
 
+/// How the driver learns that the server's tools changed (decided at each start).
+enum ToolChangeWatch {
+    /// The server does not say its tools can change (a list_changed that comes anyway is still honoured).
+    case none
+    /// 2025-11-25 over stdio: notifications/tools/list_changed arrives on the pipe.
+    case notifications
+    /// 2026-07-28 over stdio: a subscriptions/listen stream.
+    case listen(ListenStream)
+    /// The server can change its tools but no stream reports it here (streamable HTTP, or
+    /// a listen stream refused or broken): the tools are listed again at the start of
+    /// each call, and published when they differ.
+    case relistEachCall
+
+    var relists: Bool {
+        if case .relistEachCall = self { return true }
+        return false
+    }
+
+    var stream: ListenStream? {
+        if case .listen(let stream) = self { return stream }
+        return nil
+    }
+}
+
 final class MCPClient: @unchecked Sendable {
     enum Mode: Equatable {
         /// 2025-11-25 and earlier: initialize, then requests on the session.
@@ -51,6 +75,21 @@ final class MCPClient: @unchecked Sendable {
     /// Calls in a row that ran out of time with no answer (a hung server, at `unansweredLimit`).
     private var unansweredInARow = 0
     static let unansweredLimit = 3
+    /// The server's `capabilities.tools.listChanged` (from server/discover or initialize).
+    private var serverReportsToolChanges = false
+    private var watch = ToolChangeWatch.none
+    private var listens = 0
+    /// Until when the last tools/list is fresh by the server's own cache hint (2026-07-28
+    /// `ttlMs`, at most `maxListingTTLMs`): the listing at each call is skipped until then.
+    private var listingFreshUntil: ContinuousClock.Instant?
+    static let maxListingTTLMs = 300_000
+
+    /// Whether the next call must list the tools first (under `lock`).
+    private var needsListing: Bool {
+        if stale { return true }
+        guard watch.relists else { return false }
+        return listingFreshUntil.map { ContinuousClock.now >= $0 } ?? true
+    }
 
     init(settings: MCPSettings, log: @escaping @Sendable (LogLevel, String) -> Void) {
         self.settings = settings
@@ -58,11 +97,15 @@ final class MCPClient: @unchecked Sendable {
     }
 
     func shutdown() {
-        let current = lock.withLock { () -> (any MCPConnection)? in
+        let (current, stream) = lock.withLock { () -> ((any MCPConnection)?, ListenStream?) in
             closed = true
-            defer { process = nil }
-            return process
+            defer {
+                process = nil
+                watch = .none
+            }
+            return (process, watch.stream)
         }
+        stream?.close(reason: "the driver was unloaded")
         current?.stop(reason: "stopped (the driver was unloaded)")
     }
 
@@ -119,11 +162,12 @@ final class MCPClient: @unchecked Sendable {
     /// The running server (started first when needed) and, when this call published the
     /// tools, what the kernel held back (tool → reason).
     private func ensureServer(_ call: CallContext, publish: Bool) throws -> (any MCPConnection, [String: String]?) {
-        if let running = lock.withLock({ process?.isAlive == true && !stale ? process : nil }) { return (running, nil) }
+        if let running = lock.withLock({ process?.isAlive == true && !needsListing ? process : nil }) { return (running, nil) }
         startLock.lock()
         defer { startLock.unlock() }
         if let running = lock.withLock({ process?.isAlive == true ? process : nil }) {
-            if lock.withLock({ stale }) && publish { return (running, try refreshTools(running, call)) }
+            let (isStale, relist) = lock.withLock { (stale, needsListing) }
+            if publish && relist { return (running, try refreshTools(running, call, onlyIfChanged: !isStale)) }
             return (running, nil)
         }
         if serverName == "mcp", let me = try? call.syscall("agent.self", "{}"),
@@ -141,10 +185,12 @@ final class MCPClient: @unchecked Sendable {
         }
         do {
             let server = try start(call)
+            // Watching for changes before listing: a change in between is not missed.
+            lock.withLock { stale = false }
+            watchToolChanges(server, call)
             let listed = try listTools(server, call)
             lock.withLock {
                 tools = Dictionary(listed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-                stale = false
                 process = server
                 failedStarts = 0
             }
@@ -187,6 +233,7 @@ final class MCPClient: @unchecked Sendable {
                                              serverName: name, generation: generation) { process in
             process.log = { level, message in log(level, message) }
             process.onNotification = { [weak self] method, params in self?.notification(method, params) }
+            process.onUnmatchedResponse = { [weak self] message in self?.listenResponse(message) ?? false }
         }
         log(.info, "started the MCP server \(name) (pid \(server.pid)): \(authorized.path) \(settings.args.joined(separator: " "))"
             + (authorized.sandbox.map { "; sandbox: \($0.summary)" } ?? "; no sandbox"))
@@ -216,15 +263,96 @@ final class MCPClient: @unchecked Sendable {
     }
 
     private func notification(_ method: String, _ params: JSONValue) {
+        if let stream = lock.withLock({ watch.stream }), stream.owns(method, params) {
+            stream.handle(method, params)
+            return
+        }
         switch method {
         case "notifications/tools/list_changed":
-            log(.info, "the MCP server \(serverName) says its tools changed; listing them again at the next call boundary")
-            lock.withLock { stale = true }
+            toolsChanged(on: method)
         case "notifications/message":
             log(.info, "server log: \(params["data"]?.serialized() ?? "")")
         default:
             break
         }
+    }
+
+    // MARK: Tool changes
+
+    /// Decides how this server's tool changes are learnt, and opens a listen stream when
+    /// that is the way (2026-07-28 over stdio), waiting for its acknowledgement (so that
+    /// a change made by the very next call is reported). A listen that fails is logged and
+    /// falls back to listing the tools again at each call.
+    private func watchToolChanges(_ server: any MCPConnection, _ call: CallContext) {
+        let (currentMode, reports) = lock.withLock { (mode, serverReportsToolChanges) }
+        guard let process = server as? ServerProcess else {
+            // Streamable HTTP: no stream can be held between calls (HTTPConnection.swift).
+            setWatch(reports ? .relistEachCall : .none)
+            if reports {
+                log(.debug, "\(serverName) reports tool list changes, but only on a stream a driver cannot hold over HTTP; listing its tools again at the start of each call")
+            }
+            return
+        }
+        guard case .stateless = currentMode else {
+            setWatch(.notifications)
+            return
+        }
+        guard reports else {
+            setWatch(.none)
+            return
+        }
+        let id = lock.withLock { () -> String in
+            listens += 1
+            return "listen-\(listens)"
+        }
+        let name = serverName
+        let stream = ListenStream(
+            id: id, process: process, stamp: { [weak self] params in self?.meta(params) ?? params },
+            onChange: { [weak self] in self?.toolsChanged(on: "subscriptions/listen") },
+            onEnd: { [weak self] why in
+                guard let self else { return }
+                self.log(.warn, "the MCP server \(name)'s subscriptions/listen stream ended: \(why); listing its tools again at the start of each call instead")
+                self.lock.withLock {
+                    guard self.watch.stream?.id == id else { return }   // a stream of an earlier process
+                    self.watch = .relistEachCall
+                    self.stale = true   // no replay: what changed meanwhile is unknown
+                }
+            })
+        setWatch(.listen(stream))
+        do { try stream.open() } catch {
+            stream.close(reason: "it could not be sent")
+            log(.warn, "\(name): cannot open a subscriptions/listen stream (\(error.message)); listing its tools again at the start of each call instead")
+            setWatch(.relistEachCall)
+            return
+        }
+        guard stream.waitUntilSettled(limitMs: settings.startupTimeoutMs, isCancelled: { call.isCancelled }) else {
+            stream.close(reason: "not acknowledged in time")
+            setWatch(.relistEachCall)
+            // A server that died meanwhile fails the start at its tools/list, saying how it ended.
+            if process.isAlive && !call.isCancelled {
+                log(.warn, "\(name): the MCP server did not acknowledge subscriptions/listen within \(settings.startupTimeoutMs) ms (settings.startup_timeout_ms); listing its tools again at the start of each call instead")
+            }
+            return
+        }
+        if stream.current == .open {
+            log(.debug, "\(name): listening for tool list changes on subscriptions/listen (\(id))")
+        }
+    }
+
+    private func setWatch(_ new: ToolChangeWatch) {
+        lock.withLock { watch = new }
+    }
+
+    private func toolsChanged(on source: String) {
+        log(.info, "the MCP server \(serverName) says its tools changed (\(source)); listing them again at the next call boundary")
+        lock.withLock { stale = true }
+    }
+
+    /// A response with an id the process did not mint: the end of the listen stream.
+    private func listenResponse(_ message: JSONValue) -> Bool {
+        guard let stream = lock.withLock({ watch.stream }), message["id"]?.stringValue == stream.id else { return false }
+        stream.handleResponse(message)
+        return true
     }
 
     // MARK: Protocol
@@ -267,6 +395,7 @@ final class MCPClient: @unchecked Sendable {
                 let discovered = try request(server, "server/discover", .object([:]), call, waitLimitMs: limit, onTimeout: "server/discover")
                 let versions = discovered["supportedVersions"]?.arrayValue?.compactMap(\.stringValue) ?? []
                 if versions.contains(Self.statelessRevision) {
+                    recordCapabilities(discovered)
                     log(.debug, "\(serverName) speaks MCP \(Self.statelessRevision) (stateless)")
                     return
                 }
@@ -285,16 +414,24 @@ final class MCPClient: @unchecked Sendable {
             throw DriverError.unsupported("\(serverName): the MCP server answered initialize with protocol version \"\(version)\"; llmos speaks \(Self.statelessRevision) and \(Self.handshakeRevisions.joined(separator: ", "))")
         }
         lock.withLock { mode = .handshake(version) }
+        recordCapabilities(result)
         server.negotiated(version, modern: false)
         server.notify("notifications/initialized", .object([:]), call: call)
+    }
+
+    private func recordCapabilities(_ result: JSONValue) {
+        let reports = result["capabilities"]?["tools"]?["listChanged"]?.boolValue == true
+        lock.withLock { serverReportsToolChanges = reports }
     }
 
     private func listTools(_ server: any MCPConnection, _ call: CallContext) throws -> [MCPTool] {
         var raw: [JSONValue] = []
         var cursor: String?
+        var ttlMs = Int64(Self.maxListingTTLMs)
         for _ in 0..<100 {
             let params: JSONValue = cursor.map { ["cursor": .string($0)] } ?? .object([:])
             let result = try request(server, "tools/list", params, call, waitLimitMs: settings.startupTimeoutMs, onTimeout: "tools/list")
+            ttlMs = min(ttlMs, max(0, result["ttlMs"]?.int64Value ?? 0))
             guard let page = result["tools"]?.arrayValue else {
                 throw DriverError.invalidOutput("\(serverName): the MCP server's tools/list result has no tools list: \(ServerProcess.quote(result.serialized()))")
             }
@@ -302,6 +439,9 @@ final class MCPClient: @unchecked Sendable {
             guard let next = result["nextCursor"]?.stringValue, !next.isEmpty else { break }
             cursor = next
         }
+        // The least fresh page decides; no hint (2025-11-25) or 0 means "list again each time".
+        let fresh = ttlMs > 0 ? ContinuousClock.now.advanced(by: .milliseconds(ttlMs)) : nil
+        lock.withLock { listingFreshUntil = fresh }
         return Self.mapTools(raw, server: serverName, log: log)
     }
 
@@ -318,11 +458,18 @@ final class MCPClient: @unchecked Sendable {
         return held
     }
 
+    /// Lists the tools again and publishes them (`onlyIfChanged`: only when they differ
+    /// from the last listing, for the re-list at each call).
     @discardableResult
-    private func refreshTools(_ server: any MCPConnection, _ call: CallContext) throws -> [String: String] {
+    private func refreshTools(_ server: any MCPConnection, _ call: CallContext, onlyIfChanged: Bool = false) throws -> [String: String] {
         lock.withLock { stale = false }
         let listed = try listTools(server, call)
-        lock.withLock { tools = Dictionary(listed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
+        let fresh = Dictionary(listed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let changed = lock.withLock { () -> Bool in
+            defer { tools = fresh }
+            return tools.mapValues(\.definition) != fresh.mapValues(\.definition)
+        }
+        if onlyIfChanged && !changed { return [:] }
         return try publish(listed, call)
     }
 

@@ -9,7 +9,9 @@
 // - speaks the 2026-07-28 revision (server/discover, `_meta` on every request) when the
 //   server does, else 2025-11-25 with initialize (`settings.protocol` can insist on one);
 // - reports the server's tools to the kernel (`_tools` at load the first time,
-//   `tools.publish` after each start and each notifications/tools/list_changed), which
+//   `tools.publish` after each start and each change the server reports: list_changed on
+//   2025-11-25, a subscriptions/listen stream on 2026-07-28 over stdio, a listing at each
+//   call over streamable HTTP, where no stream can be held between calls), which
 //   registers them as `server.tool` with their schemas, pins each definition by hash and
 //   holds back one that changed until the operator approves it (`llmos drivers approve`);
 // - supervises the process: a crash or a protocol violation fails the calls in flight

@@ -37,6 +37,9 @@ final class ServerProcess: @unchecked Sendable {
     private let stderrClosed = DispatchSemaphore(value: 0)
     /// Notifications (method, params), on the reader thread.
     var onNotification: (@Sendable (String, JSONValue) -> Void)?
+    /// Responses to requests this process did not send itself (a listen stream's end), on
+    /// the reader thread; true when taken.
+    var onUnmatchedResponse: (@Sendable (JSONValue) -> Bool)?
     /// Log lines for the host, on the reader threads.
     var log: (@Sendable (LogLevel, String) -> Void)?
 
@@ -245,6 +248,8 @@ final class ServerProcess: @unchecked Sendable {
         let id = message["id"]
         if method == nil, let id, message["result"] != nil || message["error"] != nil {
             guard let key = id.int64Value else {
+                // A string id is a listen stream's ("listen-N", minted by MCPClient).
+                if onUnmatchedResponse?(message) == true { return }
                 log?(.warn, "a response with an id this client never sends (\(id.serialized())), ignored")
                 return
             }

@@ -123,10 +123,10 @@ final class MCPHTTPFixture {
     let port: Int
     var url: String { "http://127.0.0.1:\(port)/mcp" }
 
-    init() throws {
+    init(extraArgs: [String] = []) throws {
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: try MCPVenv.python.get())
-        process.arguments = [Paths.repoRoot + "/Tests/Fixtures/mcp/fixture_server.py", "--http"]
+        process.arguments = [Paths.repoRoot + "/Tests/Fixtures/mcp/fixture_server.py", "--http"] + extraArgs
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
