@@ -500,6 +500,31 @@ import Testing
         #expect(sessionEvents.last?["id"] == 10 && sessionEvents.last?["result"]?["isError"]?.boolValue == false, "\(sessionStream.text)")
     }
 
+    @Test func aStatelessCallIsCancelledWhenItsClientClosesTheResponse() async throws {
+        // misbehave's spin, honouring cancellation, with a limit long enough that only a cancel ends it.
+        let drivers = try FixtureDriver.install("misbehave", in: llmos.home)
+        let manifest = drivers + "/misbehave.yaml"
+        try (try String(contentsOfFile: manifest, encoding: .utf8)).replacingOccurrences(of: "timeout_ms: 2000", with: "timeout_ms: 60000")
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let audit = llmos.home + "/audit-cancel.sqlite3"
+        let server = try HTTPServe(llmos, ["--audit-log", audit, "--cpu", "scripted", "--drivers", drivers])
+        defer { server.stop() }
+        let spin: JSONValue = ["jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                               "params": ["name": "misbehave.spin", "arguments": ["honour_cancel": true],
+                                          "_meta": ["io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": [:]]]]
+        let left = try await server.request("POST", "/mcp", body: spin, headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "misbehave.spin"],
+                                            timeout: 2, tolerateTimeout: true)
+        #expect(left.timedOut && left.headers["content-type"] == "text/event-stream", "\(left.headers) \(left.text)")
+        // 2026-07-28: closing the response is the cancellation; the driver sees is_cancelled.
+        var outcome: String?
+        for _ in 0..<300 where outcome == nil {
+            let records = try JSON.parse(try await server.request("GET", "/api/audit?limit=10").text)["records"]?.arrayValue ?? []
+            outcome = records.first { $0["resource"]?.stringValue == "misbehave.spin" && $0["outcome"] != nil && $0["outcome"] != .null }?["outcome"]?.stringValue
+            if outcome == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(outcome == "cancelled", "\(server.errors)")
+    }
+
     @Test func getOpensASessionsStandaloneStreamWhichEndsWithTheSession() async throws {
         let server = try HTTPServe(llmos, ["--no-audit-log", "--cpu", "scripted"])
         defer { server.stop() }
