@@ -554,6 +554,29 @@ import Testing
         #expect(closed.status == 200 && !closed.timedOut, "the stream should end with its session: \(closed.text)")
     }
 
+    @Test func shuttingDownEndsOpenStreamsAListenWithItsResult() async throws {
+        let server = try HTTPServe(llmos, ["--no-audit-log", "--cpu", "scripted"])
+        defer { server.stop() }
+        let session = try await server.mcpSession()
+        let listen: JSONValue = ["jsonrpc": "2.0", "id": "l", "method": "subscriptions/listen",
+                                 "params": ["notifications": [:], "_meta": ["io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                                                             "io.modelcontextprotocol/clientCapabilities": [:]]]]
+        async let standalone = server.request("GET", "/mcp", headers: ["Mcp-Session-Id": session], accept: "text/event-stream",
+                                              timeout: 30, tolerateTimeout: true)
+        async let subscription = server.request("POST", "/mcp", body: listen, headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"],
+                                                timeout: 30, tolerateTimeout: true)
+        try await Task.sleep(for: .seconds(1))
+        // SIGTERM: the server's graceful shutdown would wait for open responses; the streams end first.
+        server.process.terminate()
+        let (stream, listened) = try await (standalone, subscription)
+        #expect(!stream.timedOut && stream.text.hasPrefix(": stream open"), "\(stream.text)")
+        #expect(!listened.timedOut, "\(listened.text)")
+        let last = SSE.messages(listened.text).last
+        #expect(last?["id"] == "l" && last?["result"]?["_meta"]?["io.modelcontextprotocol/subscriptionId"] == "l", "\(listened.text)")
+        server.process.waitUntilExit()
+        #expect(server.process.terminationReason == .exit, "ended by a signal, not by its own shutdown: \(server.errors)")
+    }
+
     static func withProgressToken(_ request: JSONValue, _ token: JSONValue) -> JSONValue? {
         guard var object = request.objectValue, var params = object["params"]?.objectValue, var meta = params["_meta"]?.objectValue else { return nil }
         meta["progressToken"] = token
@@ -677,6 +700,17 @@ final class HTTPServe: @unchecked Sendable {
         if payload != nil { arguments += ["-H", "Content-Type: application/json", "--data-binary", "@-"] }
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         arguments.append(url + path)
+        // curl is waited for on a thread of its own: a stream held open must not take one of
+        // the few threads the test's other tasks need (the cooperative pool is one per core).
+        let command = arguments
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try Self.curl(method, path, command, payload: payload, tolerateTimeout: tolerateTimeout) })
+            }
+        }
+    }
+
+    private static func curl(_ method: String, _ path: String, _ arguments: [String], payload: String?, tolerateTimeout: Bool) throws -> Reply {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         process.arguments = arguments
