@@ -108,6 +108,17 @@ public final class LLMOSHTTPServer: Sendable {
             logger: Self.quietLogger())
         let failure = Mutex<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)
+        // The server's graceful shutdown waits for responses in progress: MCP streams
+        // (a session's GET stream, a subscriptions/listen) would hold it for ever, so the
+        // signal that starts it ends them too.
+        let sessions = mcpSessions
+        let signals = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { sessions.closeAll() }
+            source.resume()
+            return source
+        }
+        defer { for source in signals { source.cancel() } }
         Task {
             do { try await app.runService() } catch { failure.withLock { $0 = error } }
             done.signal()
@@ -135,10 +146,7 @@ public final class LLMOSHTTPServer: Sendable {
         router.get("/api/status") { [self] _, _ in Self.json(status()) }
         // MCP over streamable HTTP.
         router.post("/mcp") { [self] request, _ in try await mcpPost(request) }
-        router.get("/mcp") { _, _ in
-            Self.json(["error": "this server sends no messages of its own: POST JSON-RPC requests to /mcp (answers come as application/json)"],
-                      status: .methodNotAllowed, headers: [.allow: "POST, DELETE"])
-        }
+        router.get("/mcp") { [self] request, _ in mcpGet(request) }
         router.delete("/mcp") { [self] request, _ in mcpDelete(request) }
     }
 

@@ -2,15 +2,31 @@ import Dispatch
 import LLMOSJSON
 import LLMOSKernel
 
-/// The MCP revisions this server speaks. A client asking for one of them gets it; any
-/// other request is answered with the latest, and the client decides whether to go on.
+/// The MCP revisions this server speaks: four with the `initialize` handshake, and the
+/// stateless 2026-07-28, where every request carries its revision in `_meta` and
+/// `server/discover` replaces the handshake. A client asking initialize for a handshake
+/// revision gets it; any other is answered with the latest handshake one, and the client
+/// decides whether to go on.
 public enum MCPProtocolVersion: String, Sendable, CaseIterable, Comparable {
     case v2024_11_05 = "2024-11-05"
     case v2025_03_26 = "2025-03-26"
     case v2025_06_18 = "2025-06-18"
     case v2025_11_25 = "2025-11-25"
+    case v2026_07_28 = "2026-07-28"
 
-    public static let latest = MCPProtocolVersion.v2025_11_25
+    /// What initialize answers a revision it does not know with.
+    public static let latestHandshake = MCPProtocolVersion.v2025_11_25
+    public static let latestModern = MCPProtocolVersion.v2026_07_28
+    /// Revisions reached through initialize.
+    public static let handshakeVersions = allCases.filter { !$0.isModern }
+    /// Revisions with the per-request `_meta` envelope and no session.
+    public static let modernVersions = allCases.filter(\.isModern)
+    /// Every revision, newest first: `server/discover`'s supportedVersions and the
+    /// `supported` list of an unsupported-version error.
+    public static let supportedNewestFirst = allCases.reversed().map(\.rawValue)
+
+    /// Stateless: no initialize, `_meta` on every request.
+    public var isModern: Bool { self >= .v2026_07_28 }
 
     /// `structuredContent` and `outputSchema` came with 2025-06-18.
     var hasStructuredContent: Bool { self >= .v2025_06_18 }
@@ -62,11 +78,15 @@ public final class MCPServer: Sendable {
     }
 }
 
-/// JSON-RPC 2.0 error codes.
-enum JSONRPCError {
-    static let parseError: Int64 = -32700
-    static let invalidRequest: Int64 = -32600
-    static let methodNotFound: Int64 = -32601
-    static let invalidParams: Int64 = -32602
-    static let internalError: Int64 = -32603
+/// JSON-RPC 2.0 error codes, and MCP's own (2026-07-28).
+public enum JSONRPCError {
+    public static let parseError: Int64 = -32700
+    public static let invalidRequest: Int64 = -32600
+    public static let methodNotFound: Int64 = -32601
+    public static let invalidParams: Int64 = -32602
+    public static let internalError: Int64 = -32603
+    /// An HTTP routing header (MCP-Protocol-Version, Mcp-Method, Mcp-Name) disagrees with the body.
+    public static let headerMismatch: Int64 = -32020
+    /// The request's `_meta` names a revision this server does not speak; `data` lists those it does.
+    public static let unsupportedProtocolVersion: Int64 = -32022
 }

@@ -3,8 +3,15 @@ import LLMOSJSON
 import LLMOSKernel
 import Synchronization
 
-/// One client's MCP session (one stdio pipe pair, later one HTTP session): the lifecycle
-/// (initialize first), the negotiated revision, and the tool calls in flight.
+/// One client's MCP session (one stdio pipe pair, one HTTP session, or one stateless
+/// 2026-07-28 HTTP exchange): the era the client chose, the tool calls in flight and the
+/// open `subscriptions/listen` streams.
+///
+/// The era is the client's first word, as in the official SDK: `initialize` makes a
+/// 2025-11-25-family session (handshake, then `tools/*`), a request carrying the 2026-07-28
+/// `_meta` envelope makes a stateless one (no handshake, every request self-describing).
+/// The other era's requests are then refused; `server/discover` is answered in either,
+/// and does not choose, so a client may probe it and still fall back to initialize.
 ///
 /// Messages come in through `receive`, one JSON-RPC message each; answers and
 /// notifications go out through the session's `send`, one JSON text each, in an order
@@ -17,9 +24,17 @@ public final class MCPSession: Sendable {
     /// Orders writes: one message at a time reaches `sink`.
     private let sendLock = Mutex<Void>(())
 
+    enum Era: Equatable {
+        case undecided
+        case handshake(MCPProtocolVersion)
+        case modern
+    }
+
     private struct State {
-        var version: MCPProtocolVersion?
+        var era = Era.undecided
         var initializedNotified = false
+        /// Open subscriptions/listen streams: their request ids (serialized) and ids.
+        var listens: [String: JSONValue] = [:]
         /// Tool calls running, by request id (its serialized form): what notifications/cancelled reaches.
         var inFlight: [String: CancellationToken] = [:]
         var closed = false
@@ -32,8 +47,14 @@ public final class MCPSession: Sendable {
         self.sink = send
     }
 
-    /// The revision agreed in initialize, nil before.
-    public var protocolVersion: MCPProtocolVersion? { state.withLock { $0.version } }
+    /// The revision agreed in initialize, 2026-07-28 once the client spoke it, nil before.
+    public var protocolVersion: MCPProtocolVersion? {
+        switch state.withLock({ $0.era }) {
+        case .undecided: return nil
+        case .handshake(let version): return version
+        case .modern: return .latestModern
+        }
+    }
 
     // MARK: Receiving
 
@@ -66,11 +87,14 @@ public final class MCPSession: Sendable {
     /// just done writing: a closed HTTP session); the stdio transport lets them finish,
     /// since a client may close its end of stdin and still read the answers.
     public func close(cancelling: Bool = false) {
-        let tokens = state.withLock { state -> [CancellationToken] in
+        let (tokens, listens) = state.withLock { state -> ([CancellationToken], [JSONValue]) in
             state.closed = true
-            return Array(state.inFlight.values)
+            defer { state.listens.removeAll() }
+            return (Array(state.inFlight.values), Array(state.listens.values))
         }
         if cancelling { for token in tokens { token.cancel() } }
+        // The graceful end of a subscription is its result (an abrupt close has none).
+        for id in listens { sendResult(id: id, modernResult(["_meta": .object(subscriptionMeta(id))])) }
         calls.wait()
     }
 
@@ -123,7 +147,12 @@ public final class MCPSession: Sendable {
             // The initialize request cannot be cancelled, and an unknown id is no error:
             // the call may have finished while the notice travelled.
             guard let requestID = params?["requestId"] else { return }
-            let token = state.withLock { $0.inFlight[requestID.serialized()] }
+            let key = requestID.serialized()
+            let token = state.withLock { state -> CancellationToken? in
+                // A cancelled subscription ends without a result.
+                state.listens.removeValue(forKey: key)
+                return state.inFlight[key]
+            }
             token?.cancel()
         default:
             break // Unknown notifications are ignored, as JSON-RPC says.
@@ -134,17 +163,58 @@ public final class MCPSession: Sendable {
         switch method {
         case "initialize":
             initialize(id: id, params)
+        case "server/discover":
+            discover(id: id, params)
+        default:
+            let era = state.withLock { $0.era }
+            if era == .modern || MCPEnvelope.isPresent(params) {
+                modernRequest(id: id, method, params, era: era)
+            } else {
+                handshakeRequest(id: id, method, params, era: era)
+            }
+        }
+    }
+
+    /// 2025-11-25 and older: initialize first, then ping and tools/*.
+    private func handshakeRequest(id: JSONValue, _ method: String, _ params: JSONValue?, era: Era) {
+        switch method {
         case "ping":
             sendResult(id: id, [:])
         case "tools/list", "tools/call":
-            guard let version = protocolVersion else {
-                sendError(id: id, JSONRPCError.invalidRequest, "\(method) before initialize: the session starts with an initialize request")
+            guard case .handshake(let version) = era else {
+                sendError(id: id, JSONRPCError.invalidRequest, "\(method) before initialize: the session starts with an initialize request (or, in 2026-07-28, every request carries params._meta \(MCPEnvelope.protocolVersionKey))")
                 return
             }
             if method == "tools/list" { listTools(id: id, params, version) } else { callTool(id: id, params, version) }
         default:
             sendError(id: id, JSONRPCError.methodNotFound,
-                      "no method \(method): this server offers initialize, ping, tools/list and tools/call")
+                      "no method \(method): this server offers initialize, ping, tools/list and tools/call (and, in 2026-07-28, server/discover and subscriptions/listen)")
+        }
+    }
+
+    /// 2026-07-28: no handshake; each request names its revision in `_meta`.
+    private func modernRequest(id: JSONValue, _ method: String, _ params: JSONValue?, era: Era) {
+        if case .handshake(let version) = era {
+            sendError(id: id, JSONRPCError.invalidRequest,
+                      "this session was started with initialize and speaks \(version.rawValue): requests with the 2026-07-28 _meta envelope are not accepted on it (start a new connection without initialize to speak 2026-07-28)")
+            return
+        }
+        let version: MCPProtocolVersion
+        switch MCPEnvelope.check(method: method, params: params) {
+        case .failure(let rejection):
+            send(["jsonrpc": "2.0", "id": id, "error": rejection.error])
+            return
+        case .success(let served):
+            version = served
+        }
+        state.withLock { $0.era = .modern }
+        switch method {
+        case "tools/list": listTools(id: id, params, version)
+        case "tools/call": callTool(id: id, params, version)
+        case "subscriptions/listen": listen(id: id, params)
+        default:
+            sendError(id: id, JSONRPCError.methodNotFound,
+                      "no method \(method) in 2026-07-28: this server offers server/discover, tools/list, tools/call and subscriptions/listen (ping and initialize are not part of 2026-07-28)")
         }
     }
 
@@ -152,28 +222,104 @@ public final class MCPSession: Sendable {
 
     private func initialize(id: JSONValue, _ params: JSONValue?) {
         guard let requested = params?["protocolVersion"]?.stringValue else {
-            sendError(id: id, JSONRPCError.invalidParams, "initialize needs params.protocolVersion, for example \"\(MCPProtocolVersion.latest.rawValue)\"")
+            sendError(id: id, JSONRPCError.invalidParams, "initialize needs params.protocolVersion, for example \"\(MCPProtocolVersion.latestHandshake.rawValue)\"")
             return
         }
-        let version = MCPProtocolVersion(rawValue: requested) ?? .latest
-        let already = state.withLock { state -> Bool in
-            if state.version != nil { return true }
-            state.version = version
-            return false
+        // A revision without initialize (2026-07-28) or an unknown one: the latest with it.
+        let version = MCPProtocolVersion(rawValue: requested).flatMap { $0.isModern ? nil : $0 } ?? .latestHandshake
+        let era = state.withLock { state -> Era in
+            let before = state.era
+            if before == .undecided { state.era = .handshake(version) }
+            return before
         }
-        if already {
+        switch era {
+        case .undecided: break
+        case .handshake:
             sendError(id: id, JSONRPCError.invalidRequest, "initialize was already answered in this session; start a new session to negotiate again")
+            return
+        case .modern:
+            let rejection = MCPEnvelope.unsupported(requested, because: "this session speaks 2026-07-28, which has no initialize: keep sending _meta \(MCPEnvelope.protocolVersionKey) with each request, or start a new connection to initialize")
+            send(["jsonrpc": "2.0", "id": id, "error": rejection.error])
             return
         }
         var result: JSONObject = [
             "protocolVersion": .string(version.rawValue),
-            "capabilities": ["tools": ["listChanged": false]],
-            "serverInfo": ["name": .string(server.options.name), "version": .string(server.options.version),
-                           "title": "llmos: tools after the operator's policy"],
+            "capabilities": capabilities,
+            "serverInfo": serverInfo,
         ]
         if let instructions = server.options.instructions { result["instructions"] = .string(instructions) }
         sendResult(id: id, .object(result))
     }
+
+    /// What the server offers: tools, fixed at start (so no list_changed notices).
+    private var capabilities: JSONValue { ["tools": ["listChanged": false]] }
+
+    private var serverInfo: JSONValue {
+        ["name": .string(server.options.name), "version": .string(server.options.version),
+         "title": "llmos: tools after the operator's policy"]
+    }
+
+    /// server/discover: every revision spoken (so a client that cannot speak 2026-07-28
+    /// knows it may initialize), the capabilities and instructions. A probe carrying the
+    /// envelope has it checked, but chooses no era.
+    private func discover(id: JSONValue, _ params: JSONValue?) {
+        if MCPEnvelope.isPresent(params), case .failure(let rejection) = MCPEnvelope.check(method: "server/discover", params: params) {
+            send(["jsonrpc": "2.0", "id": id, "error": rejection.error])
+            return
+        }
+        var result: JSONObject = [
+            "supportedVersions": .array(MCPProtocolVersion.supportedNewestFirst.map(JSONValue.string)),
+            "capabilities": capabilities,
+        ]
+        if let instructions = server.options.instructions { result["instructions"] = .string(instructions) }
+        sendResult(id: id, modernResult(result, cacheable: true))
+    }
+
+    /// subscriptions/listen (SEP-2575): the response is a stream that opens with an
+    /// acknowledgment of the notification kinds the server will send, and ends when the
+    /// client cancels it (no result) or the server closes (the result). This server's
+    /// offer never changes, so it honours none of the kinds: the stream stays quiet.
+    private func listen(id: JSONValue, _ params: JSONValue?) {
+        guard params?["notifications"]?.objectValue != nil else {
+            sendError(id: id, JSONRPCError.invalidParams, "subscriptions/listen needs params.notifications, an object such as {\"toolsListChanged\": true}")
+            return
+        }
+        let key = id.serialized()
+        let refusal = state.withLock { state -> String? in
+            if state.closed { return "the session is closing: no new subscriptions" }
+            if state.inFlight[key] != nil || state.listens[key] != nil { return "request id \(key) is already in use; use a new id for each request" }
+            state.listens[key] = id
+            return nil
+        }
+        if let refusal {
+            sendError(id: id, JSONRPCError.invalidRequest, refusal)
+            return
+        }
+        send(["jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+              "params": ["notifications": [:], "_meta": .object(subscriptionMeta(id))]])
+    }
+
+    private func subscriptionMeta(_ id: JSONValue) -> JSONObject {
+        [MCPEnvelope.subscriptionIDKey: id, MCPEnvelope.serverInfoKey: serverInfo]
+    }
+
+    /// A 2026-07-28 result: `resultType`, the serverInfo stamp and, for cacheable ones
+    /// (discover, tools/list), a freshness hint. The offer is fixed while the server
+    /// runs, but a restart may change the policy: a minute, private to the client's key.
+    func modernResult(_ result: JSONObject, cacheable: Bool = false) -> JSONValue {
+        var result = result
+        result["resultType"] = "complete"
+        if cacheable {
+            result["ttlMs"] = .int(Self.cacheTTLMilliseconds)
+            result["cacheScope"] = "private"
+        }
+        var meta = result["_meta"]?.objectValue ?? [:]
+        if meta[MCPEnvelope.serverInfoKey] == nil { meta[MCPEnvelope.serverInfoKey] = serverInfo }
+        result["_meta"] = .object(meta)
+        return .object(result)
+    }
+
+    static let cacheTTLMilliseconds: Int64 = 60_000
 
     private func listTools(id: JSONValue, _ params: JSONValue?, _ version: MCPProtocolVersion) {
         // Every tool fits in one page; a cursor can only be one we never gave.
@@ -183,7 +329,8 @@ public final class MCPSession: Sendable {
         }
         let catalog = server.catalog
         let tools = catalog.offered.map { catalog.definition($0, protocolVersion: version) }
-        sendResult(id: id, ["tools": .array(tools)])
+        let result: JSONObject = ["tools": .array(tools)]
+        sendResult(id: id, version.isModern ? modernResult(result, cacheable: true) : .object(result))
     }
 
     private func callTool(id: JSONValue, _ params: JSONValue?, _ version: MCPProtocolVersion) {
@@ -207,7 +354,7 @@ public final class MCPSession: Sendable {
         let key = id.serialized()
         let refusal = state.withLock { state -> String? in
             if state.closed { return "the session is closing: no new calls" }
-            if state.inFlight[key] != nil { return "request id \(key) is already in use by a call in flight; use a new id for each request" }
+            if state.inFlight[key] != nil || state.listens[key] != nil { return "request id \(key) is already in use by a call in flight; use a new id for each request" }
             state.inFlight[key] = token
             return nil
         }
@@ -229,10 +376,11 @@ public final class MCPSession: Sendable {
             } catch {
                 result = Self.failure(error)
             }
+            let answer = version.isModern ? modernResult(result.objectValue ?? [:]) : result
             server.callSlots.signal()
             state.withLock { _ = $0.inFlight.removeValue(forKey: key) }
             // A cancelled request gets no answer (MCP: the client has stopped waiting).
-            if !token.isCancelled { sendResult(id: id, result) }
+            if !token.isCancelled { sendResult(id: id, answer) }
             calls.leave()
         }
     }

@@ -105,6 +105,127 @@ import Testing
         #expect(report.call(1)["error"]?["message"]?.stringValue?.contains("unknown tool text__count") == true)
     }
 
+    // MARK: The stateless 2026-07-28 revision
+
+    @Test(arguments: ["2026-07-28", "auto"])
+    func theOfficialClientIn2026ModeListsCallsIsRefusedAndListens(mode: String) throws {
+        let audit = llmos.home + "/audit-\(mode).sqlite3"
+        let report = try MCPClient.scenario(llmos, serverArguments: ["--deny", "tool.call=calc.sub", "--audit-log", audit],
+                                            calls: [("calc.add", ["a": 1, "b": 2]), ("calc.sub", ["a": 5, "b": 2]), ("calc.addd", [:])],
+                                            mode: mode, extra: ["listen": true])
+        #expect(report["protocol_version"]?.stringValue == "2026-07-28", "\(report.value)")
+        #expect(report.toolNames.contains("calc.add") && !report.toolNames.contains("calc.sub"), "\(report.toolNames)")
+        let added = try #require(report.call(0)["result"])
+        #expect(added["structuredContent"] == ["result": 3], "\(added)")
+        #expect(added["resultType"]?.stringValue == "complete")
+        #expect(added["_meta"]?["io.modelcontextprotocol/serverInfo"]?["name"]?.stringValue == "llmos", "\(added)")
+        #expect(report.call(1)["result"]?["isError"]?.boolValue == true)
+        #expect(report.callText(1).contains("calc.sub: denied by --deny tool.call=calc.sub"), "\(report.callText(1))")
+        #expect(report.call(2)["error"]?["code"]?.int64Value == -32602, "\(report.call(2))")
+        #expect(report.call(2)["error"]?["message"]?.stringValue?.contains("did you mean calc.add?") == true)
+        // Client.listen(): acknowledged with nothing honoured (the offer never changes), closed without error.
+        #expect(report["listen"]?["honored"] == [:], "\(report.value)")
+        #expect(report["listen"]?["events"] == [], "\(report.value)")
+        if mode == "auto" {
+            // The probe found 2026-07-28: server/discover's answer, with its cache hint.
+            let discover = try #require(report["discover"], "\(report.value)")
+            let versions = discover["supportedVersions"]?.arrayValue ?? []
+            #expect(versions.first == "2026-07-28" && versions.contains("2025-11-25"), "\(discover)")
+            #expect(discover["capabilities"]?["tools"]?["listChanged"]?.boolValue == false)
+            #expect(discover["cacheScope"]?.stringValue == "private")
+            #expect((discover["ttlMs"]?.int64Value ?? 0) > 0, "\(discover)")
+            #expect(report["server_info"]?["name"]?.stringValue == "llmos", "\(report.value)")
+        }
+        let tail = try llmos.run(["audit", "tail", "--json", "--audit-log", audit])
+        let records = try JSON.parse(tail.stdout).arrayValue ?? []
+        #expect(records.contains { $0["resource"]?.stringValue == "calc.sub" && $0["decision"]?.stringValue == "deny"
+            && $0["rule"]?.stringValue == "--deny tool.call=calc.sub" }, "\(tail.stdout)")
+        #expect(records.contains { $0["resource"]?.stringValue == "calc.add" && $0["outcome"]?.stringValue == "ok" })
+    }
+
+    @Test func serverDiscoverAndTheEnvelopeOnRawLines() throws {
+        let lines = [
+            #"{"jsonrpc":"2.0","id":1,"method":"server/discover"}"#,
+            RawSession.modern(id: 2, "server/discover", version: "2099-01-01"),
+            RawSession.modern(id: 3, "tools/list"),
+            #"{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            RawSession.modern(id: 5, "ping"),
+            RawSession.modern(id: 6, "tools/call", #""name":"calc.add","arguments":{"a":2,"b":3}"#),
+            RawSession.initialize(id: 7),
+            #"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#,
+            RawSession.modern(id: 9, "tools/list", version: "2025-11-25"),
+            RawSession.modern(id: "l1", "subscriptions/listen", #""notifications":{"toolsListChanged":true}"#),
+            RawSession.modern(id: "l2", "subscriptions/listen", #""notifications":{}"#),
+            #"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"l2"}}"#,
+            RawSession.modern(id: 10, "subscriptions/listen"),
+        ]
+        let (messages, result) = try RawSession.run(llmos, lines: lines)
+        #expect(result.status == 0, "\(result.stderr)")
+        func answer(_ id: JSONValue) -> JSONValue? { messages.first { $0["id"] == id && $0["method"] == nil } }
+        func error(_ id: JSONValue) -> (code: Int64, message: String, data: JSONValue?)? {
+            answer(id)?["error"].map { ($0["code"]?.int64Value ?? 0, $0["message"]?.stringValue ?? "", $0["data"]) }
+        }
+        // A probe without the envelope is answered too, and chooses no era.
+        let discover = try #require(answer(1)?["result"], "\(messages)")
+        #expect(discover["supportedVersions"] == ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"], "\(discover)")
+        #expect(discover["resultType"]?.stringValue == "complete")
+        #expect(discover["ttlMs"]?.int64Value == 60000 && discover["cacheScope"]?.stringValue == "private", "\(discover)")
+        #expect(discover["_meta"]?["io.modelcontextprotocol/serverInfo"]?["name"]?.stringValue == "llmos")
+        #expect(discover["instructions"]?.stringValue?.isEmpty == false)
+        let unsupported = try #require(error(2), "\(messages)")
+        #expect(unsupported.code == -32022)
+        #expect(unsupported.data?["requested"]?.stringValue == "2099-01-01")
+        #expect(unsupported.data?["supported"]?.arrayValue?.contains("2026-07-28") == true, "\(unsupported)")
+        let listed = try #require(answer(3)?["result"], "\(messages)")
+        #expect(listed["tools"]?.arrayValue?.contains { $0["name"]?.stringValue == "calc.add" } == true)
+        #expect(listed["resultType"]?.stringValue == "complete" && listed["ttlMs"] != nil && listed["cacheScope"] != nil, "\(listed)")
+        #expect(error(4)?.code == -32602)
+        #expect(error(4)?.message.contains("io.modelcontextprotocol/clientCapabilities") == true, "\(String(describing: error(4)))")
+        #expect(error(5)?.code == -32601, "ping is not part of 2026-07-28")
+        #expect(answer(6)?["result"]?["structuredContent"] == ["result": 5], "\(messages)")
+        // The session speaks 2026-07-28 now: initialize is refused with the revisions spoken, a bare request too.
+        #expect(error(7)?.code == -32022, "\(messages)")
+        #expect(error(7)?.data?["supported"]?.arrayValue?.contains("2025-11-25") == true)
+        #expect(error(8)?.code == -32602, "\(messages)")
+        #expect(error(9)?.code == -32022, "2025-11-25 is spoken only through initialize")
+        // subscriptions/listen: acknowledged first, nothing honoured; a cancelled one ends without
+        // a result, an open one ends with its result when the client closes its end.
+        let acks = messages.filter { $0["method"]?.stringValue == "notifications/subscriptions/acknowledged" }
+        let l1 = acks.first { $0["params"]?["_meta"]?["io.modelcontextprotocol/subscriptionId"] == "l1" }
+        #expect(l1?["params"]?["notifications"] == [:], "\(acks)")
+        #expect(acks.count == 2, "\(acks)")
+        let closed = try #require(answer("l1")?["result"], "\(messages)")
+        #expect(closed["_meta"]?["io.modelcontextprotocol/subscriptionId"] == "l1", "\(closed)")
+        #expect(closed["resultType"]?.stringValue == "complete")
+        #expect(answer("l2") == nil, "a cancelled subscription has no result: \(messages)")
+        #expect(error(10)?.code == -32602, "listen without params.notifications")
+        #expect(error(10)?.message.contains("params.notifications") == true)
+        let ackIndex = try #require(messages.firstIndex { $0 == l1 })
+        let resultIndex = try #require(messages.firstIndex { $0["id"] == "l1" })
+        #expect(ackIndex < resultIndex)
+    }
+
+    @Test func aSessionStartedWithInitializeRefusesTheEnvelopeButAnswersDiscover() throws {
+        let lines = [
+            RawSession.initialize(id: 1),
+            RawSession.modern(id: 2, "tools/list"),
+            RawSession.modern(id: 3, "server/discover"),
+            #"{"jsonrpc":"2.0","id":4,"method":"subscriptions/listen","params":{"notifications":{}}}"#,
+            RawSession.initialize(id: 5, version: "2026-07-28"),
+        ]
+        let (messages, result) = try RawSession.run(llmos, lines: lines)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(messages.first { $0["id"] == 1 }?["result"]?["protocolVersion"]?.stringValue == "2025-11-25")
+        let refused = messages.first { $0["id"] == 2 }?["error"]
+        #expect(refused?["code"]?.int64Value == -32600, "\(messages)")
+        #expect(refused?["message"]?.stringValue?.contains("started with initialize") == true)
+        #expect(messages.first { $0["id"] == 3 }?["result"]?["supportedVersions"]?.arrayValue?.isEmpty == false, "\(messages)")
+        #expect(messages.first { $0["id"] == 4 }?["error"]?["code"]?.int64Value == -32601, "\(messages)")
+        // initialize asking for 2026-07-28 (which has none) gets the latest handshake revision.
+        let (fresh, _) = try RawSession.run(llmos, lines: [RawSession.initialize(id: 1, version: "2026-07-28")])
+        #expect(fresh.first { $0["id"] == 1 }?["result"]?["protocolVersion"]?.stringValue == "2025-11-25", "\(fresh)")
+    }
+
     // MARK: Raw protocol, bad paths
 
     @Test func protocolMistakesAreJSONRPCErrorsAndTheSessionGoesOn() throws {
@@ -174,7 +295,7 @@ import Testing
     }
 
     @Test func aSlowCallDoesNotHoldUpOthersAndACancelledCallIsNotAnswered() throws {
-        let drivers = try SlowDriver.install(in: llmos.home)
+        let drivers = try FixtureDriver.install("misbehave", in: llmos.home)
         let lines = [
             RawSession.initialize(id: 1),
             // Sleeps a second, ignoring cancellation (misbehave is serialized: the next spin waits for it).
@@ -282,12 +403,17 @@ enum MCPClient {
     }
 
     /// The client starts `llmos serve --mcp ARGS` itself, lists the tools, makes `calls`.
-    fileprivate static func scenario(_ llmos: LLMOS, serverArguments: [String] = [], calls: [(String, JSONValue)]) throws -> ClientReport {
+    /// `mode` is the SDK Client's (`legacy`: ClientSession and initialize); `extra` joins
+    /// the scenario (`"listen": true`).
+    fileprivate static func scenario(_ llmos: LLMOS, serverArguments: [String] = [], calls: [(String, JSONValue)],
+                                     mode: String = "legacy", extra: JSONObject = [:]) throws -> ClientReport {
         let python = try MCPClient.python.get()
-        let scenario: JSONValue = ["calls": .array(calls.map { ["name": .string($0.0), "arguments": $0.1] })]
+        var members: JSONObject = ["calls": .array(calls.map { ["name": .string($0.0), "arguments": $0.1] })]
+        for (key, value) in extra { members[key] = value }
+        let scenario = JSONValue.object(members)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "--", LLMOS.executable, "serve", "--mcp", "--no-audit-log"].filter {
+        process.arguments = [script, "--mode", mode, "--", LLMOS.executable, "serve", "--mcp", "--no-audit-log"].filter {
             !(serverArguments.contains("--audit-log") && $0 == "--no-audit-log")
         } + serverArguments
         process.currentDirectoryURL = URL(fileURLWithPath: LLMOS.repoRoot)
@@ -324,16 +450,18 @@ enum MCPClient {
     }
 }
 
-/// The misbehave fixture driver (Tests/Fixtures/drivers), built with plain cc into a
-/// driver folder of its own: its `spin` tool is a call that takes as long as asked.
-private enum SlowDriver {
-    static func install(in home: String) throws -> String {
-        let dir = home + "/slow-drivers"
+/// A fixture driver (Tests/Fixtures/drivers), built with plain cc into a driver folder
+/// of its own: `misbehave` (its `spin` tool is a call that takes as long as asked) or
+/// `echo` (its `progress` tool reports progress 0, 0.5 and 1 before it answers).
+enum FixtureDriver {
+    static func install(_ name: String, in home: String) throws -> String {
+        let dir = home + "/\(name)-drivers"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let fixtures = LLMOS.repoRoot + "/Tests/Fixtures/drivers"
-        let built = try shell("cc -std=c11 -shared -fPIC -O1 -I '\(LLMOS.repoRoot)/sdk/include' -o '\(dir)/libmisbehave.so' '\(fixtures)/misbehave.c' -lpthread", in: dir)
-        guard built.status == 0 else { throw MCPClient.SetupError(message: "cc misbehave.c failed: \(built.output)") }
-        try FileManager.default.copyItem(atPath: fixtures + "/misbehave.yaml", toPath: dir + "/misbehave.yaml")
+        let built = try shell("cc -std=c11 -shared -fPIC -O1 -I '\(LLMOS.repoRoot)/sdk/include' -o '\(dir)/lib\(name).so' '\(fixtures)/\(name).c' -lpthread", in: dir)
+        guard built.status == 0 else { throw MCPClient.SetupError(message: "cc \(name).c failed: \(built.output)") }
+        try? FileManager.default.removeItem(atPath: dir + "/\(name).yaml")
+        try FileManager.default.copyItem(atPath: fixtures + "/\(name).yaml", toPath: dir + "/\(name).yaml")
         return dir
     }
 }
@@ -342,6 +470,12 @@ private enum SlowDriver {
 /// closed, and every line the server wrote is read back (it answers what is in flight
 /// before it exits).
 private enum RawSession {
+    /// A 2026-07-28 request: the `_meta` envelope and `params` members given as JSON text.
+    static func modern(id: JSONValue, _ method: String, _ params: String = "", version: String = "2026-07-28") -> String {
+        let meta = #""_meta":{"io.modelcontextprotocol/protocolVersion":"\#(version)","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}"#
+        return #"{"jsonrpc":"2.0","id":\#(id.serialized()),"method":"\#(method)","params":{\#(params.isEmpty ? meta : params + "," + meta)}}"#
+    }
+
     static func initialize(id: Int, version: String = "2025-11-25") -> String {
         #"{"jsonrpc":"2.0","id":\#(id),"method":"initialize","params":{"protocolVersion":"\#(version)","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#
     }
