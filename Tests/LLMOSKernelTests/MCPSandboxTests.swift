@@ -248,4 +248,22 @@ struct MCPSandboxTests {
             #expect(other != "no error")
         }
     }
+
+    @Test("the shipped manifests/mcp/*.yaml parse, and git and fetch carry the settings their sandbox needs")
+    func shippedManifests() throws {
+        for name in ["time", "git", "fetch"] {
+            let manifest = try ManifestParser.parse(file: Paths.manifests + "/mcp/\(name).yaml")
+            #expect(manifest.name == name)
+            #expect(manifest.discoversTools)
+            #expect(manifest.warnings.isEmpty, "\(name): \(manifest.warnings)")
+            #expect(manifest.settings["sandbox"] == nil, "\(name) must not turn its sandbox off")
+        }
+        let git = try ManifestParser.parse(file: Paths.manifests + "/mcp/git.yaml")
+        #expect(git.settings["env"]?.objectValue?["GIT_CONFIG_GLOBAL"]?.stringValue == "/dev/null")
+        #expect(git.capabilities["exec"] != nil && git.capabilities["fs.write"] != nil)
+        #expect(git.capabilities["net.connect"] == nil, "git needs no network")
+        let fetch = try ManifestParser.parse(file: Paths.manifests + "/mcp/fetch.yaml")
+        #expect(fetch.settings["env"]?.objectValue?["PATH"]?.stringValue == "/nonexistent")
+        #expect(fetch.capabilities["net.connect"] != nil)
+    }
 }
