@@ -122,7 +122,7 @@ final class MCPHTTPSession: Sendable {
         self.id = id
         let mailbox = Mailbox()
         self.mailbox = mailbox
-        session = server.makeSession { text in mailbox.route(text) }
+        session = server.makeSession(transport: "http") { text in mailbox.route(text) }
     }
 
     var lastUsed: Date { mailbox.state.withLock { $0.lastUsed } }
@@ -397,7 +397,7 @@ extension LLMOSHTTPServer {
             }
         }
         let exchange = MCPExchange()
-        let session = mcp.makeSession { text in
+        let session = mcp.makeSession(transport: "http") { text in
             exchange.deliver(text)
             if MCPExchange.isResponse(text) { exchange.finish() }
         }

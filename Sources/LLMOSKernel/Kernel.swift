@@ -237,7 +237,8 @@ public final class Kernel: @unchecked Sendable {
 
     func invoke(_ tool: ToolEntry, input: String, options: CallOptions, parent: CallRef?) throws(LLMOSError) -> CallResult {
         let start = llmos_monotonic_ns()
-        let mediation = Mediation(kernel: self, tool: tool, parent: parent, input: input, agent: options.agent ?? parent?.pointee.agent)
+        let mediation = Mediation(kernel: self, tool: tool, parent: parent, input: input, agent: options.agent ?? parent?.pointee.agent,
+                                  client: options.client ?? parent?.pointee.client)
         let decision = mediation.authorizeCall()
         do throws(LLMOSError) {
             guard decision.verdict == .allow else {
@@ -335,7 +336,7 @@ public final class Kernel: @unchecked Sendable {
         defer { driver.serialLock?.unlock() }
 
         var state = CallState(tool: tool, parent: parent, deadlineNs: deadline, token: options.cancellation, progress: options.progress,
-                              events: options.events, agent: options.agent)
+                              events: options.events, agent: options.agent, client: options.client)
         let status = withUnsafeMutablePointer(to: &state) { ref in
             if let isolated = driver.isolated {
                 return isolated.call(ref, operation: tool.spec.name, input: input)

@@ -72,9 +72,10 @@ public final class MCPServer: Sendable {
     }
 
     /// A session that writes each outgoing message (one JSON text, no newline) to `send`.
-    /// `send` is called from several threads, never at once for one session.
-    public func makeSession(send: @escaping @Sendable (String) -> Void) -> MCPSession {
-        MCPSession(server: self, send: send)
+    /// `send` is called from several threads, never at once for one session. `transport`
+    /// names how the client came ("stdio", "http") in the audit records of its calls.
+    public func makeSession(transport: String = "stdio", send: @escaping @Sendable (String) -> Void) -> MCPSession {
+        MCPSession(server: self, transport: transport, send: send)
     }
 }
 

@@ -42,8 +42,13 @@ public final class MCPSession: Sendable {
     private let state = Mutex(State())
     private let calls = DispatchGroup()
 
-    init(server: MCPServer, send: @escaping @Sendable (String) -> Void) {
+    /// How the client reached this session ("stdio", "http"): its calls' audit records
+    /// say "via mcp stdio".
+    let transport: String
+
+    init(server: MCPServer, transport: String, send: @escaping @Sendable (String) -> Void) {
         self.server = server
+        self.transport = transport
         self.sink = send
     }
 
@@ -363,6 +368,7 @@ public final class MCPSession: Sendable {
             return
         }
         var options = CallOptions(cancellation: token)
+        options.client = "mcp \(transport)"
         if let progressToken = params?["_meta"]?["progressToken"] { options.progress = progressReporter(progressToken) }
         let input = arguments.serialized()
         let callOptions = options

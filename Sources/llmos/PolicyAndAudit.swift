@@ -145,7 +145,9 @@ struct AuditCommand: ParsableCommand {
     static func json(_ r: AuditRecord) -> JSONValue { r.json }
 
     static func line(_ r: AuditRecord) -> String {
-        let who = r.driver.isEmpty ? "operator" : r.driver
+        // The operator's own calls, or a client's of `llmos serve` ("pid 4242 via mcp stdio").
+        let via = r.process.range(of: " via ").map { " " + r.process[$0.lowerBound...].dropFirst() } ?? ""
+        let who = r.driver.isEmpty ? "operator" + via : r.driver
         return "#\(r.sequence) \(r.time) \(who)\(r.tool.isEmpty ? "" : " (\(r.tool))") \(r.capability) \(r.resource) → \(r.decision.rawValue)\(r.flagged ? " FLAGGED" : "") [\(r.outcome)] by \(r.rule)"
     }
 

@@ -312,7 +312,7 @@ import Testing
     // MARK: MCP over streamable HTTP
 
     @Test func theOfficialMCPClientSpeaksStreamableHTTP() async throws {
-        let server = try HTTPServe(llmos, ["--no-audit-log", "--deny", "tool.call=calc.sub", "--cpu", "scripted"])
+        let server = try HTTPServe(llmos, ["--audit-log", llmos.home + "/audit-mcp-http.sqlite3", "--deny", "tool.call=calc.sub", "--cpu", "scripted"])
         defer { server.stop() }
         let python = try PythonClients.python.get()
         let scenario: JSONValue = ["calls": [["name": "calc.add", "arguments": ["a": 1, "b": 2]],
@@ -331,6 +331,10 @@ import Testing
         #expect(refused?["content"]?[0]?["text"]?.stringValue?.contains("denied by --deny tool.call=calc.sub") == true, "\(report)")
         let unknown = calls.count > 2 ? calls[2]["error"] : nil
         #expect(unknown?["message"]?.stringValue?.contains("did you mean calc.add?") == true, "\(report)")
+        // On the record as an MCP client's calls over HTTP.
+        let audit = try JSON.parse(try await server.request("GET", "/api/audit?limit=50").text)
+        let served = (audit["records"]?.arrayValue ?? []).filter { ["calc.add", "calc.sub"].contains($0["resource"]?.stringValue ?? "") }
+        #expect(served.count >= 2 && served.allSatisfy { ($0["process"]?.stringValue ?? "").hasSuffix(" via mcp http") }, "\(served)")
 
         // The client ended its session (DELETE): none is left.
         let status = try JSON.parse(try await server.request("GET", "/api/status").text)

@@ -53,6 +53,11 @@ import Testing
             && $0["rule"]?.stringValue == "--deny tool.call=calc.sub" })
         #expect(records.contains { $0["resource"]?.stringValue == "calc.add" && $0["decision"]?.stringValue == "allow"
             && $0["outcome"]?.stringValue == "ok" })
+        // Whose calls they were: an MCP client's over stdio, not the operator's own.
+        let served = records.filter { ["calc.sub", "calc.add"].contains($0["resource"]?.stringValue ?? "") }
+        #expect(!served.isEmpty && served.allSatisfy { ($0["process"]?.stringValue ?? "").hasSuffix(" via mcp stdio") }, "\(served)")
+        let lines = try llmos.run(["audit", "tail", "--audit-log", audit])
+        #expect(lines.stdout.contains("operator via mcp stdio tool.call calc.sub → deny"), "\(lines.stdout)")
     }
 
     @Test func badArgumentsAndDriverErrorsAreToolErrorsThatNameTheProblem() throws {

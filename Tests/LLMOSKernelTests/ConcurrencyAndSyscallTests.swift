@@ -88,6 +88,28 @@ import Testing
         #expect(try JSON.parse(out) == ["hello": "world"])
     }
 
+    @Test func aClientsCallIsAuditedAsItsWithTheCallsItsToolMakes() throws {
+        let audit = MemoryAuditLog()
+        let kernel = makeKernel { c in
+            c.broker = CapabilityBroker(policy: Policy.builtInDefault.adding([try! PolicyParser.rule(fromFlag: "kv=*", action: .allow)]))
+            c.audit = audit
+        }
+        try kernel.load(manifestAt: try Fixtures.install("syscaller"))
+        try kernel.load(manifestAt: try Fixtures.install("echo"))
+        var options = CallOptions()
+        options.client = "mcp stdio"
+        _ = try kernel.call("syscaller.call_tool", input: #"{"tool": "echo.echo", "input": {"hello": "world"}}"#, options: options)
+        _ = try kernel.call("echo.echo", input: #"{"own": true}"#)
+        try audit.flush()
+        let calls = audit.records.filter { $0.capability == "tool.call" }
+        let viaClient = "pid \(getpid()) via mcp stdio"
+        #expect(calls.first { $0.resource == "syscaller.call_tool" }?.process == viaClient, "\(calls)")
+        // The nested call, made by syscaller's code, inherits where the chain came from.
+        #expect(calls.first { $0.resource == "echo.echo" && $0.driver == "syscaller" }?.process == viaClient, "\(calls)")
+        // The operator's own call says nothing of a client.
+        #expect(calls.last { $0.resource == "echo.echo" && $0.driver == "" }?.process == "pid \(getpid())", "\(calls)")
+    }
+
     @Test func toolCallOutsideTheRequestIsDenied() {
         let error = expectError { try kernel.call("syscaller.call_tool", input: #"{"tool": "calc.add", "input": {"a": 1, "b": 2}}"#) }
         #expect(error.code == .permissionDenied)

@@ -17,8 +17,9 @@ public protocol AuditLog: Sendable {
 public struct AuditEntry: Sendable, Hashable {
     /// When the call or check happened (stored with millisecond precision, in UTC).
     public var time: Date
-    /// Who acted: "pid 1234" (the host process), or "pid 1234 agent 7" for a call an agent
-    /// process made (see `processLabel`).
+    /// Who acted: "pid 1234" (the host process), "pid 1234 agent 7" for a call an agent
+    /// process made, "pid 1234 via mcp stdio" for one a client of `llmos serve` made
+    /// (see `processLabel`).
     public var process: String
     /// The driver whose code asked ("" for the operator's own top-level call).
     public var driver: String
@@ -61,7 +62,7 @@ public struct AuditEntry: Sendable, Hashable {
     public init(request: AccessRequest, decision: Decision, argsHash: String, outcome: String = "ok",
                 durationNs: Int64 = 0, time: Date = Date(), process: String = AuditEntry.currentProcess) {
         let resource = request.address.map { "\(request.resource) (address \($0))" } ?? request.resource
-        self.init(time: time, process: request.agent.map { AuditEntry.processLabel(agent: $0) } ?? process, driver: request.driver, tool: request.tool ?? "",
+        self.init(time: time, process: request.agent == nil && request.client == nil ? process : AuditEntry.processLabel(agent: request.agent, client: request.client), driver: request.driver, tool: request.tool ?? "",
                   capability: request.kind.rawValue, resource: resource, argsHash: argsHash,
                   decision: decision.verdict, flagged: decision.flagged, rule: decision.rule,
                   outcome: outcome, durationNs: durationNs)
@@ -70,8 +71,11 @@ public struct AuditEntry: Sendable, Hashable {
     /// "pid N" for this process.
     public static let currentProcess = "pid \(getpid())"
 
-    /// "pid N agent P": agent process P of this host.
-    public static func processLabel(agent: Int) -> String { "\(currentProcess) agent \(agent)" }
+    /// "pid N agent P": agent process P of this host; "pid N via CLIENT" (or "pid N agent P
+    /// via CLIENT"): a call that came from a client of this host (`CallOptions.client`).
+    public static func processLabel(agent: Int?, client: String? = nil) -> String {
+        currentProcess + (agent.map { " agent \($0)" } ?? "") + (client.map { " via \($0)" } ?? "")
+    }
 
     /// SHA-256 (lowercase hex) of the input's UTF-8 bytes. A plain hash lets someone
     /// who can read the log confirm a guess of a low-entropy input (a short password

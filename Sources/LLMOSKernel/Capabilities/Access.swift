@@ -42,6 +42,8 @@ public struct AccessRequest: Sendable, Hashable {
     /// The agent process on whose behalf the call chain runs (its pid), if any: a
     /// permission prompt names it, and marks it waiting while a person answers.
     public var agent: Int?
+    /// The client the call chain came from (`CallOptions.client`), if any: for the audit record.
+    public var client: String?
 
     public init(kind: CapabilityKind, resource: String, address: String? = nil, driver: String, tool: String? = nil, agent: Int? = nil) {
         self.kind = kind

@@ -13,13 +13,16 @@ struct Mediation {
     let argsHash: String
     /// The agent process the call is made for, if any.
     let agent: Int?
+    /// The client the call came from, if any (`CallOptions.client`).
+    let client: String?
 
-    init(kernel: Kernel, tool: ToolEntry, parent: CallRef?, input: String, agent: Int? = nil) {
+    init(kernel: Kernel, tool: ToolEntry, parent: CallRef?, input: String, agent: Int? = nil, client: String? = nil) {
         self.kernel = kernel
         self.tool = tool
         self.parent = parent
         self.input = input
         self.agent = agent
+        self.client = client
         self.argsHash = kernel.configuration.audit == nil ? "" : AuditEntry.hashArguments(input)
     }
 
@@ -30,7 +33,9 @@ struct Mediation {
     var caller: ToolEntry? { parent?.pointee.tool }
 
     var callRequest: AccessRequest {
-        AccessRequest(kind: .toolCall, resource: tool.qualifiedName, driver: caller?.driver.name ?? "", tool: caller?.qualifiedName, agent: agent)
+        var request = AccessRequest(kind: .toolCall, resource: tool.qualifiedName, driver: caller?.driver.name ?? "", tool: caller?.qualifiedName, agent: agent)
+        request.client = client
+        return request
     }
 
     /// tool.call rules decide whether the tool may be called at all; a driver calling a
@@ -85,6 +90,7 @@ struct Mediation {
     /// The request a marked argument makes, on the argument's canonical form.
     func request(for argument: ArgumentCapability, raw: String) throws(LLMOSError) -> AccessRequest {
         var request = AccessRequest(kind: argument.kind, resource: raw, driver: tool.driver.name, tool: tool.qualifiedName, agent: agent)
+        request.client = client
         switch argument.kind {
         case .fsRead, .fsWrite, .exec:
             request.resource = try PathCanonicalizer(workspace: kernel.configuration.workspace).canonicalize(raw).path

@@ -25,6 +25,8 @@ struct CallState {
     let events: (@Sendable (String) -> Void)?
     /// The agent process the call chain runs for (CallOptions.agent), inherited from the parent.
     let agent: Int?
+    /// The client the call chain came from (CallOptions.client), inherited from the parent.
+    let client: String?
 
     var output: String?
     var outputRejectedBytes: Int?
@@ -39,7 +41,8 @@ struct CallState {
     var streams: CallStreams?
 
     init(tool: ToolEntry, parent: CallRef?, deadlineNs: UInt64, token: CancellationToken?,
-         progress: (@Sendable (Double, String?) -> Void)?, events: (@Sendable (String) -> Void)? = nil, agent: Int? = nil) {
+         progress: (@Sendable (Double, String?) -> Void)?, events: (@Sendable (String) -> Void)? = nil, agent: Int? = nil,
+         client: String? = nil) {
         self.tool = tool
         self.parent = parent
         self.depth = (parent?.pointee.depth ?? -1) + 1
@@ -48,6 +51,7 @@ struct CallState {
         self.progress = progress
         self.events = events
         self.agent = agent ?? parent?.pointee.agent
+        self.client = client ?? parent?.pointee.client
     }
 
     /// Whether this call's caller, or any caller up the chain, cancelled it.

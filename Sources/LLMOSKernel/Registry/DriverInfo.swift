@@ -105,6 +105,10 @@ public struct CallOptions: Sendable {
     /// The agent process the call is made for (its pid): its audit records say so
     /// ("pid 4242 agent 7"), and a permission prompt names it. Inherited by nested calls.
     public var agent: Int?
+    /// The client the call came from when it was not this host's own command or agent
+    /// loop ("mcp stdio", "mcp http"): its audit records say so ("pid 4242 via mcp
+    /// stdio"). Inherited by nested calls.
+    public var client: String?
 
     public init(cancellation: CancellationToken? = nil, progress: (@Sendable (Double, String?) -> Void)? = nil,
                 timeoutMs: Int? = nil, events: (@Sendable (String) -> Void)? = nil) {

@@ -136,11 +136,13 @@ struct SyscallTable {
         let kernel = self.kernel
         let tool = caller.pointee.tool
         let agent = caller.pointee.agent
+        let client = caller.pointee.client
         return { request in
             var request = request
             request.driver = tool.driver.name
             request.tool = tool.qualifiedName
             request.agent = agent
+            request.client = client
             let decision = kernel.configuration.broker.check(request, requested: tool.driver.manifest.capabilities)
             kernel.configuration.audit?.append(AuditEntry(request: request, decision: decision, argsHash: "",
                                                           outcome: decision.verdict == .allow ? "ok" : "permission_denied"))
