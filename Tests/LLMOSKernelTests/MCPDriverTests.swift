@@ -117,6 +117,23 @@ func mcpKernel(store: any KeyValueStore = InMemoryKeyValueStore(), log: MemoryLo
 }
 
 /// The fixture server over streamable HTTP on a free loopback port (it exits when this goes).
+/// Whether a TCP connect to 127.0.0.1:`port` succeeds within 10 s (a server just started
+/// is listening once it does).
+func waitUntilListening(port: Int) -> Bool {
+    for _ in 0..<200 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        close(fd)
+        if connected == 0 { return true }
+        usleep(50_000)
+    }
+    return false
+}
+
 final class MCPHTTPFixture {
     let process = Process()
     private let input = Pipe()
@@ -141,19 +158,7 @@ final class MCPHTTPFixture {
             throw Fixtures.FixtureError(message: "fixture_server.py --http said \(String(decoding: data, as: UTF8.self))")
         }
         self.port = port
-        // Listening once a TCP connect succeeds.
-        for _ in 0..<200 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            close(fd)
-            if connected == 0 { return }
-            usleep(50_000)
-        }
-        throw Fixtures.FixtureError(message: "fixture_server.py --http never listened on \(port)")
+        guard waitUntilListening(port: port) else { throw Fixtures.FixtureError(message: "fixture_server.py --http never listened on \(port)") }
     }
 
     deinit {
@@ -168,29 +173,8 @@ struct MCPDriverTests {
     func streamableHTTP() throws {
         let server = try MCPHTTPFixture()
         for (name, revision) in [("web_legacy", "2025-11-25"), ("web_modern", "2026-07-28"), ("web_auto", "auto")] {
-            let directory = Paths.temporaryDirectory("mcp-http")
-            let manifest = directory + "/\(name).yaml"
-            try """
-                manifest_version: 1
-                name: \(name)
-                version: 1.0.0
-                class: tool
-                description: The fixture over streamable HTTP.
-                abi: {major: 1}
-                library: {path: libllmos_mcp.so, name: mcp}
-                threading: concurrent
-                tools: discovered
-                capabilities:
-                  net.connect: "http://127.0.0.1:*"
-                settings:
-                  url: "\(server.url)"
-                  protocol: "\(revision)"
-                """.write(toFile: manifest, atomically: true, encoding: .utf8)
-            let kernel = makeKernel { c in
-                c.network = CurlNetworkService()
-                c.broker = CapabilityBroker(policy: Policy(rules: [try! PolicyParser.rule(fromFlag: "tool.call=*", action: .allow),
-                                                                   try! PolicyParser.rule(fromFlag: "net.connect=http://127.0.0.1:*", action: .allow)]))
-            }
+            let manifest = try mcpHTTPMount(name: name, url: server.url, revision: revision)
+            let kernel = try mcpHTTPKernel()
             let info = try kernel.load(manifestAt: manifest)
             #expect(info.tools.contains("\(name).add"))
             #expect(try kernel.call("\(name).add", input: #"{"a": 40, "b": 2}"#).output == #"{"result":42}"#)

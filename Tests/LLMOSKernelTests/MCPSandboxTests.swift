@@ -17,26 +17,6 @@ struct MCPSandboxTests {
         return (directory, file)
     }
 
-    /// A listening loopback TCP socket (nothing answers; a connect succeeds or is refused).
-    final class Listener {
-        let fd: Int32
-        let port: Int
-        init() throws {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            self.fd = fd
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            guard bound, listen(fd, 16) == 0 else { throw Fixtures.FixtureError(message: "cannot listen on loopback: \(String(cString: strerror(errno)))") }
-            port = Int(UInt16(bigEndian: address.sin_port))
-        }
-        deinit { close(fd) }
-    }
-
     func toolError(_ body: () throws -> Void) -> String {
         do { try body() } catch { return "\(error)" }
         return "no error"
@@ -83,7 +63,7 @@ struct MCPSandboxTests {
 
     @Test("network: no net.connect grant is no network at all; a grant opens its port and no other")
     func network() throws {
-        let granted = try Listener(), other = try Listener()
+        let granted = try TCPListener(), other = try TCPListener()
         do {
             let mount = try MCPMount()
             let kernel = try mcpKernel()
@@ -179,9 +159,7 @@ struct MCPSandboxTests {
         init(page: String) throws {
             let directory = Paths.temporaryDirectory("mcp-web")
             try page.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
-            let probe = try Listener()
-            port = probe.port
-            close(probe.fd)
+            port = try TCPListener().port  // a free port, closed again for the server to bind
             process.executableURL = URL(fileURLWithPath: try MCPVenv.python.get())
             process.arguments = ["-c", "import sys, http.server, functools\n"
                 + "h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n"
@@ -191,18 +169,7 @@ struct MCPSandboxTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            for _ in 0..<200 {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = in_port_t(UInt16(port).bigEndian)
-                address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-                close(fd)
-                if connected == 0 { return }
-                usleep(50_000)
-            }
-            throw Fixtures.FixtureError(message: "the test web server never listened on \(port)")
+            guard waitUntilListening(port: port) else { throw Fixtures.FixtureError(message: "the test web server never listened on \(port)") }
         }
         // SIGKILL: Foundation's children inherit the test process's signal mask, in which
         // SIGTERM is blocked, so terminate() would wait forever.
