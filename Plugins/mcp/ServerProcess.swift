@@ -59,6 +59,8 @@ final class ServerProcess: @unchecked Sendable {
             var result: (pid: pid_t, input: Int32, output: Int32, errors: Int32)?
             var errno: Int32 = 0
             var error = ""
+            /// Paths or ports of the plan past the sandbox's capacity (left out: denied).
+            var dropped: Int32 = 0
             var process: ServerProcess?
             let started = DispatchSemaphore(value: 0)
             let ready = DispatchSemaphore(value: 0)
@@ -73,6 +75,7 @@ final class ServerProcess: @unchecked Sendable {
             let spec = UnsafeMutablePointer<sandbox_spec>.allocate(capacity: 1)
             spec.initialize(to: sandbox_spec())
             if let planText { sandbox_spec_parse(spec, planText) }
+            box.dropped = spec.pointee.dropped
             defer {
                 for p in cArgs { free(p) }
                 for p in cEnv { free(p) }
@@ -119,6 +122,9 @@ final class ServerProcess: @unchecked Sendable {
         }
         let process = ServerProcess(pid: started.pid, input: started.input, serverName: serverName, generation: generation)
         configure(process)
+        if box.dropped > 0 {
+            process.log?(.warn, "\(serverName): \(box.dropped) paths or ports of the sandbox plan are past the sandbox's capacity (\(SANDBOX_MAX_PATHS) paths, \(SANDBOX_MAX_PORTS) ports) and left out: the server is denied them; grant folders rather than many files")
+        }
         box.process = process
         box.ready.signal()
         process.readLines(started.output, name: "stdout") { line in process.handle(line) }

@@ -82,6 +82,25 @@ struct MCPSandboxTests {
         }
     }
 
+    @Test("a plan past the sandbox's capacity: the server still starts, denied the paths left out, and the log says so")
+    func planPastCapacity() throws {
+        let directory = MCPMount.root + "/many-" + UUID().uuidString.prefix(6)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let programs = try (0..<300).map { i -> String in
+            let file = directory + "/tool\(i)"
+            try "#!/bin/sh\n".write(toFile: file, atomically: true, encoding: .utf8)
+            chmod(file, 0o755)
+            return file
+        }
+        let mount = try MCPMount(exec: [MCPVenv.interpreter] + programs)
+        let log = MemoryLogSink()
+        let kernel = try mcpKernel(log: log, extra: [try PolicyParser.rule(fromFlag: "exec=\(directory)/**", action: .allow)])
+        try kernel.load(manifestAt: mount.manifest)
+        #expect(try kernel.call("fixture.add", input: #"{"a": 1, "b": 2}"#).output == #"{"result":3}"#)
+        let warned = log.entries.filter { $0.level == .warn }.map(\.message).joined(separator: "\n")
+        #expect(warned.contains("past the sandbox's capacity (256 paths, 64 ports)"), "\(warned)")
+    }
+
     @Test("a bad sandbox request is refused, naming the field")
     func badRequest() throws {
         let error = expectError {
