@@ -456,6 +456,10 @@ struct MCPDriverTests {
         let bad = expectError { try kernel.load(manifestAt: mount.manifest) }
         #expect(bad.message.contains("settings.protokol: unknown key"))
 
+        let notABool = try MCPMount(name: "sbx_yes", settings: [#"sandbox: "yes""#])
+        let sandboxError = expectError { try kernel.load(manifestAt: notABool.manifest) }
+        #expect(sandboxError.message.contains(#"settings.sandbox: expected true or false, got "yes""#), "\(sandboxError.message)")
+
         let missing = try MCPMount(name: "nothere", command: "/usr/bin/python3-does-not-exist")
         let error = expectError { try kernel.load(manifestAt: missing.manifest) }
         #expect(error.message.contains("python3-does-not-exist"))
