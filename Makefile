@@ -11,6 +11,8 @@ APT_PACKAGES += postgresql-15 poppler-utils
 APT_PACKAGES += python3 python3-pip g++
 # The dashboard's tests (ServeHTTPTests) load it in headless Chromium and keep screenshots.
 APT_PACKAGES += chromium
+# The mcp driver's sandbox tests mount the reference server mcp-server-git, which runs git.
+APT_PACKAGES += git
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build run test bench clean models setup-model
